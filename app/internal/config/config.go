@@ -1,0 +1,35 @@
+// Package config reads the app's environment, once, at start.
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/keda-demo/keda-demo/shared/envconfig"
+)
+
+// Config is everything the app reads from its environment.
+type Config struct {
+	Broker          envconfig.Broker
+	Mongo           envconfig.Mongo
+	HTTPAddr        string
+	MaxContentBytes int
+	PublishTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
+}
+
+// Load reads and validates the environment; the error names every problem.
+func Load(lookup envconfig.Lookup) (Config, error) {
+	r := envconfig.NewReader(lookup)
+	c := Config{
+		Broker:          r.Broker(),
+		Mongo:           r.Mongo(),
+		HTTPAddr:        r.String("HTTP_ADDR", ":8080"),
+		MaxContentBytes: r.Int("MAX_CONTENT_BYTES", 1<<20, 1, 64<<20),
+		PublishTimeout:  r.Duration("PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond),
+		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0),
+		LogLevel:        r.LogLevel(),
+	}
+	return c, r.Err()
+}

@@ -1,0 +1,129 @@
+// Package httpapi is the app's HTTP interface. It is the only package that imports Echo, so a move
+// to Echo v5 (v4 support ends 2026-12-31) changes this package alone.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/keda-demo/keda-demo/app/internal/metrics"
+	"github.com/keda-demo/keda-demo/shared/store"
+)
+
+// Queue publishes a message and returns nil only once the broker has taken it.
+type Queue interface {
+	Publish(ctx context.Context, msg amqp.Publishing) error
+}
+
+// Records lists stored records.
+type Records interface {
+	List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error)
+}
+
+// Deps is what the handlers need.
+type Deps struct {
+	Queue           Queue
+	Records         Records
+	Metrics         *metrics.Metrics
+	Log             *slog.Logger
+	MaxContentBytes int
+	PublishTimeout  time.Duration
+	// Ready reports whether the queue topology has been declared once.
+	Ready func() bool
+	// BrokerUp and MongoUp report the dependencies' current state (for /readyz's body).
+	BrokerUp, MongoUp func() bool
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// retryAfter is what 503 answers tell clients to wait, in seconds.
+const retryAfter = "5"
+
+type api struct{ Deps }
+
+// New returns the HTTP handler.
+func New(d Deps) http.Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	a := &api{d}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = a.handleError
+	e.Use(a.observe)
+	e.POST("/send", a.send)
+	e.GET("/data", a.data)
+	e.GET("/healthz", a.healthz)
+	e.GET("/readyz", a.readyz)
+	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
+	return e
+}
+
+// errorBody is every error answer: the message, and the field at fault when there is one.
+type errorBody struct {
+	Error string `json:"error"`
+	Field string `json:"field,omitempty"`
+}
+
+func (a *api) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, msg := http.StatusInternalServerError, "internal error"
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code, msg = he.Code, http.StatusText(he.Code)
+	} else {
+		a.Log.Error("request failed", "path", c.Request().URL.Path, "error", err.Error())
+	}
+	_ = c.JSON(code, errorBody{Error: msg})
+}
+
+// observe counts and logs every request by route (the route pattern, so cardinality stays bounded).
+func (a *api) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		if err := next(c); err != nil {
+			c.Error(err)
+		}
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Response().Status
+		a.Metrics.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
+		if route != "/healthz" && route != "/readyz" && route != "/metrics" {
+			a.Log.Info("request", "method", c.Request().Method, "route", route, "status", status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		}
+		return nil
+	}
+}
+
+func (a *api) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz does not fail on a dependency outage: the Service keeps the pods, and clients get honest
+// 503s from /send and /data instead of refused connections. It reports the dependencies' state.
+func (a *api) readyz(c echo.Context) error {
+	state := func(up bool) string {
+		if up {
+			return "up"
+		}
+		return "down"
+	}
+	body := map[string]string{"status": "ready", "rabbitmq": state(a.BrokerUp()), "mongodb": state(a.MongoUp())}
+	if !a.Ready() {
+		body["status"] = "starting: queue topology not declared yet"
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
+}

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+
+	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/shared/queue"
+)
+
+// maxIdempotencyKey bounds the Idempotency-Key header, which becomes the record id.
+const maxIdempotencyKey = 200
+
+type sendResponse struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// send publishes {name, content} from the query (as the tutorial's curl does) or from a JSON body,
+// and answers 202 only after the broker confirmed the message and did not return it.
+func (a *api) send(c echo.Context) error {
+	msg, err := a.readMessage(c)
+	if err != nil {
+		return a.badRequest(c, err)
+	}
+	if err := msg.Validate(a.MaxContentBytes); err != nil {
+		return a.badRequest(c, err)
+	}
+	id := c.Request().Header.Get("Idempotency-Key")
+	if id == "" {
+		id = uuid.NewString()
+	} else if !validKey(id) {
+		return a.badRequest(c, &contract.FieldError{Field: "Idempotency-Key", Reason: "must be 1 to 200 printable ASCII characters"})
+	}
+	pub, err := contract.Publishing(id, msg, a.Now())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), a.PublishTimeout)
+	defer cancel()
+	start := time.Now()
+	err = a.Queue.Publish(ctx, pub)
+	a.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
+	if err != nil {
+		a.Metrics.PublishFailures.WithLabelValues(failureReason(err)).Inc()
+		a.Log.Warn("publish failed", "message_id", id, "error", err.Error())
+		c.Response().Header().Set("Retry-After", retryAfter)
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "message not queued: " + err.Error()})
+	}
+	return c.JSON(http.StatusAccepted, sendResponse{ID: id, Status: "queued"})
+}
+
+func (a *api) readMessage(c echo.Context) (contract.Message, error) {
+	q := c.QueryParams()
+	inQuery := q.Has("name") || q.Has("content")
+	if !strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) {
+		return contract.Message{Name: q.Get("name"), Content: q.Get("content")}, nil
+	}
+	if inQuery {
+		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "give name and content either as query parameters or as a JSON body, not both"}
+	}
+	// JSON escaping can make content up to 6 bytes per byte; the exact limit is checked after decoding.
+	limit := int64(a.MaxContentBytes)*6 + 4096
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error()}
+		}
+		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "unreadable: " + err.Error()}
+	}
+	m, err := contract.Decode(body)
+	if err != nil {
+		var fe *contract.FieldError
+		if errors.As(err, &fe) && fe.Field == "body" {
+			return m, err
+		}
+	}
+	return m, nil // field checks happen in send, with the content limit
+}
+
+func (a *api) badRequest(c echo.Context, err error) error {
+	var fe *contract.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	code := http.StatusBadRequest
+	if strings.Contains(fe.Reason, contract.ErrTooLarge.Error()) {
+		code = http.StatusRequestEntityTooLarge
+	}
+	return c.JSON(code, errorBody{Error: fe.Error(), Field: fe.Field})
+}
+
+func validKey(k string) bool {
+	if len(k) > maxIdempotencyKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, queue.ErrReturned):
+		return "returned"
+	case errors.Is(err, queue.ErrNacked):
+		return "nacked"
+	case errors.Is(err, queue.ErrTimeout):
+		return "timeout"
+	default:
+		return "unavailable"
+	}
+}

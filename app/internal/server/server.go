@@ -1,0 +1,125 @@
+// Package server runs the app: it wires the publisher, the store and the HTTP API, keeps the
+// dependency state current, and shuts down gracefully on SIGTERM.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/keda-demo/keda-demo/app/internal/config"
+	"github.com/keda-demo/keda-demo/app/internal/httpapi"
+	"github.com/keda-demo/keda-demo/app/internal/metrics"
+	"github.com/keda-demo/keda-demo/shared/queue"
+	"github.com/keda-demo/keda-demo/shared/store"
+)
+
+// mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.
+const mongoCheckInterval = 5 * time.Second
+
+// Run serves on l (or on cfg.HTTPAddr when l is nil) until ctx ends, then stops accepting,
+// finishes in-flight requests within cfg.ShutdownTimeout and returns.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listener) error {
+	m := metrics.New()
+	st, err := store.Open(cfg.Mongo)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close(context.Background()) }()
+
+	pub := queue.NewPublisher(cfg.Broker, log)
+	var brokerUp, mongoUp atomic.Bool
+	pub.OnState = func(up bool) {
+		brokerUp.Store(up)
+		m.DependencyUp.WithLabelValues("rabbitmq").Set(gauge(up))
+	}
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	pubDone := make(chan struct{})
+	go func() { defer close(pubDone); pub.Run(bg) }()
+	go watchMongo(bg, st, log, func(up bool) {
+		mongoUp.Store(up)
+		m.DependencyUp.WithLabelValues("mongodb").Set(gauge(up))
+	})
+
+	handler := httpapi.New(httpapi.Deps{
+		Queue: pub, Records: st, Metrics: m, Log: log,
+		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout,
+		Ready: func() bool {
+			select {
+			case <-pub.Declared():
+				return true
+			default:
+				return false
+			}
+		},
+		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load,
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	if l == nil {
+		if l, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		}
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	log.Info("app listening", "addr", l.Addr().String(), "queue", cfg.Broker.Topology.Queue,
+		"broker", cfg.Broker.Redacted(), "mongodb", cfg.Mongo.Redacted())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx) // stops accepting, waits for in-flight requests
+	stopBackground()
+	<-pubDone
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func(bool)) {
+	indexed, last := false, -1
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := st.Ping(pctx)
+		if err == nil && !indexed {
+			if err = st.EnsureIndexes(pctx); err == nil {
+				indexed = true
+			}
+		}
+		cancel()
+		up := err == nil
+		set(up)
+		if state := int(gauge(up)); state != last {
+			if up {
+				log.Info("mongodb up")
+			} else if ctx.Err() == nil {
+				log.Warn("mongodb down", "error", err.Error())
+			}
+			last = state
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(mongoCheckInterval):
+		}
+	}
+}
+
+func gauge(up bool) float64 {
+	if up {
+		return 1
+	}
+	return 0
+}

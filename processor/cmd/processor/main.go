@@ -1,0 +1,60 @@
+// Command processor is keda-demo's one-shot worker, run as a Kubernetes Job by a KEDA ScaledJob.
+//
+//	processor                          take one message, store it, ack it, work, exit
+//	processor requeue-dead [--limit N] move dead-lettered messages back to the work queue
+//
+// Exit codes: 0 done (also: queue empty, poison message dead-lettered), 1 unexpected failure,
+// 2 invalid configuration, 69 RabbitMQ unreachable, 75 MongoDB unreachable or the write failed
+// (the message is kept for a retry).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/keda-demo/keda-demo/processor/internal/config"
+	"github.com/keda-demo/keda-demo/processor/internal/job"
+	"github.com/keda-demo/keda-demo/processor/internal/requeue"
+	"github.com/keda-demo/keda-demo/shared/queue"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "processor:", err)
+		os.Exit(job.ExitConfig)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	if len(os.Args) > 1 && os.Args[1] == "requeue-dead" {
+		fs := flag.NewFlagSet("requeue-dead", flag.ExitOnError)
+		limit := fs.Int("limit", 0, "move at most N messages (0: all)")
+		_ = fs.Parse(os.Args[2:])
+		conn, err := queue.Dial(cfg.Broker, "keda-demo-requeue-dead")
+		if err != nil {
+			log.Error("requeue-dead failed", "error", err.Error())
+			os.Exit(job.ExitBroker)
+		}
+		defer conn.Close()
+		moved, err := requeue.Move(ctx, conn, cfg.Broker.Topology, *limit)
+		if err != nil {
+			log.Error("requeue-dead failed", "moved", moved, "error", err.Error())
+			os.Exit(job.ExitFailure)
+		}
+		log.Info("requeue-dead done", "moved", moved, "from", cfg.Broker.Topology.DeadLetterQueue(), "to", cfg.Broker.Topology.Queue)
+		return
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: processor [requeue-dead [--limit N]]")
+		os.Exit(job.ExitConfig)
+	}
+	host, _ := os.Hostname() // the pod name in Kubernetes
+	os.Exit(job.Runner{Cfg: cfg, Log: log, Hostname: host}.Run(ctx))
+}

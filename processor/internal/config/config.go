@@ -1,0 +1,31 @@
+// Package config reads the processor's environment, once, at start.
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/keda-demo/keda-demo/shared/envconfig"
+)
+
+// Config is everything the processor reads from its environment.
+type Config struct {
+	Broker        envconfig.Broker
+	Mongo         envconfig.Mongo
+	WorkDuration  time.Duration
+	MaxDeliveries int
+	LogLevel      slog.Level
+}
+
+// Load reads and validates the environment; the error names every problem.
+func Load(lookup envconfig.Lookup) (Config, error) {
+	r := envconfig.NewReader(lookup)
+	c := Config{
+		Broker:        r.Broker(),
+		Mongo:         r.Mongo(),
+		WorkDuration:  r.Duration("WORK_DURATION", 20*time.Second, 0),
+		MaxDeliveries: r.Int("MAX_DELIVERIES", 5, 1, 1000),
+		LogLevel:      r.LogLevel(),
+	}
+	return c, r.Err()
+}

@@ -1,0 +1,58 @@
+package contract_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keda-demo/keda-demo/shared/contract"
+)
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		wantErr string
+	}{
+		{"valid", `{"name":"record1","content":"content1"}`, ""},
+		{"not JSON", `hello`, "body: invalid JSON"},
+		{"missing content", `{"name":"a"}`, "content: required"},
+		{"empty name", `{"name":"","content":"x"}`, "name: required"},
+		{"unknown field", `{"name":"a","content":"b","x":1}`, "unknown field"},
+		{"trailing data", `{"name":"a","content":"b"}{}`, "unexpected data"},
+		{"invalid UTF-8", "{\"name\":\"\xff\",\"content\":\"b\"}", "body: must be valid UTF-8"},
+		{"name too long", `{"name":"` + strings.Repeat("n", 257) + `","content":"b"}`, "name: too large: 257 bytes, at most 256"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := contract.Decode([]byte(tc.body))
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, tc.wantErr)
+		})
+	}
+}
+
+func TestPublishingRoundTrip(t *testing.T) {
+	at := time.UnixMilli(1764180000123)
+	p, err := contract.Publishing("id-1", contract.Message{Name: "n", Content: "c"}, at)
+	require.NoError(t, err)
+	require.Equal(t, amqp.Persistent, p.DeliveryMode)
+	require.Equal(t, "id-1", p.MessageId)
+	require.JSONEq(t, `{"name":"n","content":"c"}`, string(p.Body))
+	require.Equal(t, at.UTC(), contract.CreatedAt(p.Headers, time.Time{}))
+	require.Equal(t, 1, contract.Attempt(p.Headers))
+	require.Equal(t, 3, contract.Attempt(amqp.Table{contract.HeaderAttempt: int32(3)}))
+}
+
+func TestTopology(t *testing.T) {
+	top := contract.Topology{Queue: "jobs"}
+	require.Equal(t, "jobs.dead-letter", top.DeadLetterQueue())
+	require.Equal(t, "jobs.dead-letter", top.QueueArgs()["x-dead-letter-routing-key"])
+	require.Equal(t, "quorum", top.QueueArgs()["x-queue-type"])
+}

@@ -1,0 +1,108 @@
+// Package queue is the one place that talks AMQP: dialling, declaring the topology and publishing
+// with publisher confirms. The app publishes through a Publisher; the processor and its
+// requeue-dead command use Dial and PublishConfirmed directly.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/shared/envconfig"
+)
+
+// Errors callers tell apart. Each means the broker did not take the message.
+var (
+	ErrUnavailable = errors.New("broker unavailable")
+	ErrNacked      = errors.New("broker refused the message (nack)")
+	ErrReturned    = errors.New("broker returned the message as unroutable: the queue does not exist")
+	ErrTimeout     = errors.New("timed out waiting for the broker's confirm")
+)
+
+// Dial connects to the broker, over TLS when the configuration asks for it.
+func Dial(b envconfig.Broker, name string) (*amqp.Connection, error) {
+	cfg := amqp.Config{
+		Heartbeat:       10 * time.Second,
+		Locale:          "en_US",
+		TLSClientConfig: b.TLS,
+		Properties:      amqp.Table{"connection_name": name},
+		Dial:            amqp.DefaultDial(5 * time.Second),
+	}
+	conn, err := amqp.DialConfig(b.URL, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dial %s: %v", ErrUnavailable, b.Redacted(), err)
+	}
+	return conn, nil
+}
+
+// Declare declares the work queue and its dead-letter queue. It is idempotent: redeclaring with the
+// same arguments is a no-op on the broker.
+func Declare(ch *amqp.Channel, t contract.Topology) error {
+	if _, err := ch.QueueDeclare(t.DeadLetterQueue(), true, false, false, false, t.DeadLetterArgs()); err != nil {
+		return fmt.Errorf("declare dead-letter queue %q: %w", t.DeadLetterQueue(), err)
+	}
+	if _, err := ch.QueueDeclare(t.Queue, true, false, false, false, t.QueueArgs()); err != nil {
+		return fmt.Errorf("declare queue %q: %w", t.Queue, err)
+	}
+	return nil
+}
+
+// ConfirmChannel is a channel in confirm mode with its return listener. It carries one publish at
+// a time: the broker sends basic.return before the basic.ack of the same message, and the library
+// delivers both in that order from one goroutine, so after the ack a buffered return is already
+// there to be seen. Many channels give concurrency.
+type ConfirmChannel struct {
+	Ch      *amqp.Channel
+	returns chan amqp.Return
+}
+
+// NewConfirmChannel opens a channel on conn and puts it in confirm mode.
+func NewConfirmChannel(conn *amqp.Connection) (*ConfirmChannel, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("%w: open channel: %v", ErrUnavailable, err)
+	}
+	if err := ch.Confirm(false); err != nil {
+		_ = ch.Close()
+		return nil, fmt.Errorf("%w: confirm mode: %v", ErrUnavailable, err)
+	}
+	return &ConfirmChannel{Ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, 1))}, nil
+}
+
+// Publish sends msg to queue with mandatory set and waits for the broker's confirm. It returns nil
+// only when the broker acked the message and did not return it as unroutable.
+func (c *ConfirmChannel) Publish(ctx context.Context, queue string, msg amqp.Publishing) error {
+	dc, err := c.Ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, msg)
+	if err != nil {
+		return fmt.Errorf("%w: publish: %v", ErrUnavailable, err)
+	}
+	acked, err := dc.WaitContext(ctx)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return ErrTimeout
+	case err != nil:
+		return fmt.Errorf("%w: confirm: %v", ErrUnavailable, err)
+	case !acked:
+		return ErrNacked
+	}
+	select {
+	case r := <-c.returns:
+		return fmt.Errorf("%w (%d %s)", ErrReturned, r.ReplyCode, r.ReplyText)
+	default:
+		return nil
+	}
+}
+
+// PublishConfirmed opens a confirm channel on conn, publishes one message and closes the channel.
+func PublishConfirmed(ctx context.Context, conn *amqp.Connection, queue string, msg amqp.Publishing) error {
+	c, err := NewConfirmChannel(conn)
+	if err != nil {
+		return err
+	}
+	defer c.Ch.Close()
+	return c.Publish(ctx, queue, msg)
+}

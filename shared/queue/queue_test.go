@@ -1,0 +1,112 @@
+package queue_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/shared/queue"
+	"github.com/keda-demo/keda-demo/shared/testkit"
+)
+
+func setup(t *testing.T) (*testkit.Broker, envconfig.Broker) {
+	top := contract.Topology{Queue: testkit.UniqueName(t)}
+	b := testkit.NewBroker(t, top)
+	return b, envconfig.Broker{URL: b.URL, Topology: top}
+}
+
+
+func startPublisher(t *testing.T, cfg envconfig.Broker) *queue.Publisher {
+	p := queue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-p.Declared():
+	case <-time.After(10 * time.Second):
+		t.Fatal("topology never declared")
+	}
+	return p
+}
+
+func publish(t *testing.T, p *queue.Publisher, id string) error {
+	msg, err := contract.Publishing(id, contract.Message{Name: id, Content: "c"}, time.Now())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return p.Publish(ctx, msg)
+}
+
+func TestPublishConfirmedAndDeclaredIdempotently(t *testing.T) {
+	b, cfg := setup(t)
+	p := startPublisher(t, cfg)
+	for i := range 3 {
+		require.NoError(t, publish(t, p, "m"+string(rune('0'+i))))
+	}
+	b.WaitDepth(cfg.Topology.Queue, 3)
+	b.WaitDepth(cfg.Topology.DeadLetterQueue(), 0)
+
+	// A second declaration with the same arguments (another app replica, a restart) is a no-op.
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	require.NoError(t, queue.Declare(ch, cfg.Topology))
+	b.WaitDepth(cfg.Topology.Queue, 3)
+	d := b.Get(cfg.Topology.Queue)
+	require.Equal(t, "m0", d.MessageId)
+}
+
+func TestPublishToDeletedQueueIsReturned(t *testing.T) {
+	b, cfg := setup(t)
+	p := startPublisher(t, cfg)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDelete(cfg.Topology.Queue, false, false, false)
+	require.NoError(t, err)
+	// The broker confirms an unroutable mandatory message after returning it: it is gone.
+	require.ErrorIs(t, publish(t, p, "lost"), queue.ErrReturned)
+	// The channel stays usable once the queue exists again.
+	require.NoError(t, queue.Declare(ch, cfg.Topology))
+	require.NoError(t, publish(t, p, "kept"))
+	b.WaitDepth(cfg.Topology.Queue, 1)
+}
+
+func TestPublisherReconnectsAfterOutage(t *testing.T) {
+	b, cfg := setup(t)
+	u, err := url.Parse(b.URL)
+	require.NoError(t, err)
+	proxy := testkit.StartProxy(t, u.Host)
+	u.Host = proxy.Addr
+	cfg.URL = u.String()
+
+	states := make(chan bool, 16)
+	p := queue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p.OnState = func(up bool) { states <- up }
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go p.Run(ctx)
+	require.True(t, <-states)
+	require.NoError(t, publish(t, p, "before"))
+
+	proxy.Cut()
+	require.False(t, <-states)
+	require.ErrorIs(t, publish(t, p, "during"), queue.ErrUnavailable)
+	require.False(t, p.Connected())
+
+	proxy.Restore()
+	select {
+	case up := <-states:
+		require.True(t, up)
+	case <-time.After(15 * time.Second):
+		t.Fatal("publisher did not reconnect")
+	}
+	require.NoError(t, publish(t, p, "after"))
+	b.WaitDepth(cfg.Topology.Queue, 2)
+}
