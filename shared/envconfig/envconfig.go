@@ -242,8 +242,11 @@ func (r *Reader) Mongo() Mongo {
 	parts := []string{"MONGODB_HOST", "MONGODB_PORT", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE"}
 	if r.exclusive("MONGODB_URI", parts...) {
 		m.URI = r.String("MONGODB_URI", "")
-		if u, err := url.Parse(m.URI); err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
+		u, err := url.Parse(m.URI)
+		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
 			r.Problemf("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI")
+		} else if q := u.Query(); q.Get("tls") == "true" || q.Get("ssl") == "true" || u.Scheme == "mongodb+srv" {
+			useTLS = true // the URI asks for TLS (mongodb+srv implies it), so a CA file applies
 		}
 	} else {
 		host := r.Required("MONGODB_HOST", "unless MONGODB_URI is set")

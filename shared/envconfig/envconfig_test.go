@@ -1,6 +1,15 @@
 package envconfig_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -138,4 +147,29 @@ func TestScalars(t *testing.T) {
 	r.Int("BAD_N", 1, 1, 10)
 	require.ErrorContains(t, r.Err(), `BAD_D="-1s" must be a Go duration`)
 	require.ErrorContains(t, r.Err(), `BAD_N="x" must be an integer from 1 to 10`)
+}
+
+func TestMongoURIWithTLSAcceptsCAFile(t *testing.T) {
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	require.NoError(t, os.WriteFile(ca, selfSignedPEM(t), 0o600))
+	for _, uri := range []string{"mongodb://db:27017/?tls=true", "mongodb+srv://cluster.example.com/"} {
+		r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": uri, "MONGODB_CA_FILE": ca}))
+		m := r.Mongo()
+		require.NoError(t, r.Err(), uri)
+		require.NotNil(t, m.TLS, uri)
+		require.NotNil(t, m.TLS.RootCAs, uri)
+	}
+	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_CA_FILE": ca}))
+	r.Mongo()
+	require.ErrorContains(t, r.Err(), "MONGODB_CA_FILE is set but MONGODB_TLS is not true")
+}
+
+func selfSignedPEM(t *testing.T) []byte {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -99,10 +99,14 @@ func (a *api) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		status := c.Response().Status
 		a.Metrics.Requests.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Inc()
-		if route != "/healthz" && route != "/readyz" && route != "/metrics" {
-			a.Log.Info("request", "method", c.Request().Method, "route", route, "status", status,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		// Server errors are worth a line each; the rest would cost more than they tell (the
+		// metrics count them), so they log at debug.
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
 		}
+		a.Log.Log(c.Request().Context(), level, "request", "method", c.Request().Method, "route", route, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000)
 		return nil
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 // app is a running app with real dependencies: RabbitMQ behind a cuttable proxy, and FerretDB.
 type app struct {
-	t      *testing.T
+	t      testing.TB
 	URL    string
 	Broker *testkit.Broker
 	Proxy  *testkit.Proxy
@@ -35,7 +35,7 @@ type app struct {
 	stop   func() error
 }
 
-func startApp(t *testing.T, maxContent int) *app {
+func startApp(t testing.TB, maxContent int) *app {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
 	u, err := url.Parse(b.URL)

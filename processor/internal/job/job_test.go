@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -45,7 +46,7 @@ func TestMain(m *testing.M) {
 
 // env is a test's broker queue and MongoDB, and the processor environment pointing at them.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	broker *testkit.Broker
 	mongo  *testkit.FerretDB
 	top    contract.Topology
@@ -53,7 +54,7 @@ type env struct {
 	store  *store.Store
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
 	f := testkit.StartFerretDB(t)
@@ -275,4 +276,29 @@ func TestUnreachableDependenciesAndBadConfig(t *testing.T) {
 	require.Equal(t, job.ExitConfig, r.code, r.raw)
 	require.Contains(t, r.raw, `WORK_DURATION="forever"`)
 	require.Contains(t, r.raw, "RABBITMQ_URL and RABBITMQ_HOST are both set")
+}
+
+// BenchmarkProcessOneMessage runs the processor binary on one queued message with WORK_DURATION=0,
+// from process start to exit (which follows the ack). It reports the median and the peak RSS over
+// b.N runs. Goal: median <= 50 ms on loopback, peak RSS <= 30 MiB.
+// Run: go test -run '^$' -bench ProcessOneMessage -benchtime 50x ./processor/internal/job/
+func BenchmarkProcessOneMessage(b *testing.B) {
+	e := newEnv(b)
+	var times []time.Duration
+	var peakKiB int64
+	for i := range b.N {
+		b.StopTimer()
+		e.publish(fmt.Sprint("bench-", i), `{"name":"record1","content":"content1"}`)
+		cmd := e.cmd(nil)
+		b.StartTimer()
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		times = append(times, time.Since(start))
+		require.NoError(b, err, string(out))
+		require.Contains(b, string(out), `"outcome":"stored"`)
+		peakKiB = max(peakKiB, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(peakKiB)/1024, "peak-RSS-MiB")
 }
