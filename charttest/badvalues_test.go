@@ -1,0 +1,65 @@
+package charttest
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestBadValues: each mistake fails the render (helm install/template) with a message that
+// names the value.
+func TestBadValues(t *testing.T) {
+	cases := []struct {
+		name  string
+		sets  []string
+		files []string
+		want  []string
+	}{
+		{"typo'd subchart key", []string{"app.replicaCont=2"}, nil, []string{"replicaCont"}},
+		{"typo'd umbrella key", []string{"replicaCount=2"}, nil, []string{"replicaCount"}},
+		{"typo'd global.kedaDemo key", []string{"global.kedaDemo.queueNmae=x"}, nil, []string{"queueNmae"}},
+		{"wrong type", []string{"app.replicaCount=two"}, nil, []string{"replicaCount"}},
+		{"wrong type bool", []string{"renderOffline=yes"}, nil, []string{"renderOffline"}},
+		{"bad scaling strategy", []string{"processor.keda.scalingStrategy.strategy=fastest"}, nil, []string{"strategy", "accurate"}},
+		{"bad rollout", []string{"processor.keda.rollout.strategy=default"}, nil, []string{"rollout", "gradual"}},
+		{"bad protocol", []string{"processor.keda.trigger.protocol=amqps"}, nil, []string{"protocol"}},
+		{"bad mode", []string{"processor.keda.trigger.mode=Length"}, nil, []string{"mode"}},
+		{"http-only mode on amqp", []string{"processor.keda.trigger.mode=MessageRate"}, nil, []string{"protocol"}},
+		{"pollingInterval 0", []string{"processor.keda.pollingInterval=0"}, nil, []string{"pollingInterval"}},
+		{"maxReplicaCount 0", []string{"processor.keda.maxReplicaCount=0"}, nil, []string{"maxReplicaCount"}},
+		{"negative history", []string{"processor.keda.failedJobsHistoryLimit=-1"}, nil, []string{"failedJobsHistoryLimit"}},
+		{"bad digest", []string{"app.image.digest=latest"}, nil, []string{"digest"}},
+		{"bad log level", []string{"processor.logLevel=verbose"}, nil, []string{"logLevel"}},
+		{"external mongodb without host", []string{"mongodb.enabled=false"}, nil, []string{"global.kedaDemo.externalMongodb.host"}},
+		{"both embedded and external", []string{"global.kedaDemo.externalRabbitmq.host=mq"}, nil, []string{"rabbitmq.enabled"}},
+		{"external rabbitmq without secret", []string{"rabbitmq.enabled=false", "global.kedaDemo.externalRabbitmq.host=mq", "global.kedaDemo.externalRabbitmq.username=u"}, nil, []string{"global.kedaDemo.externalRabbitmq.existingSecret"}},
+		{"external mongodb user without secret", []string{"mongodb.enabled=false", "global.kedaDemo.externalMongodb.host=db", "global.kedaDemo.externalMongodb.username=u"}, nil, []string{"global.kedaDemo.externalMongodb.existingSecret"}},
+		{"changed embedded rabbitmq user", []string{"rabbitmq.auth.username=admin"}, nil, []string{"rabbitmq.auth.username"}},
+		{"changed embedded mongodb user", []string{"mongodb.auth.usernames={admin}"}, nil, []string{"mongodb.auth.usernames"}},
+		{"bitnami existing secret", []string{"mongodb.auth.existingSecret=mine"}, nil, []string{"mongodb.auth.existingSecret"}},
+		{"offline without passwords", []string{"renderOffline=true"}, nil, []string{"mongodb.auth.rootPassword"}},
+		{"offline without rabbitmq password", []string{"renderOffline=true", "mongodb.auth.rootPassword=a", "mongodb.auth.passwords={b}"}, nil, []string{"rabbitmq.auth.password"}},
+		{"registry credentials incomplete", []string{"global.kedaDemo.registryCredentials.create=true"}, nil, []string{"global.kedaDemo.registryCredentials"}},
+		{"http trigger with URL secret", []string{"rabbitmq.enabled=false", "global.kedaDemo.externalRabbitmq.urlSecret.name=u", "processor.keda.trigger.protocol=http"}, nil, []string{"processor.keda.trigger.protocol"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := render(t, values(t, c.files, c.sets...))
+			if err == nil {
+				t.Fatalf("%v rendered; want an error naming %v", c.sets, c.want)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestServiceMonitorNeedsAPI: enabling the ServiceMonitor without the prometheus-operator API fails.
+func TestServiceMonitorNeedsAPI(t *testing.T) {
+	_, err := renderWith(t, values(t, nil, "app.serviceMonitor.enabled=true"), renderOpts{apiVersions: apiVersions[:3]})
+	if err == nil || !strings.Contains(err.Error(), "app.serviceMonitor.enabled") {
+		t.Fatalf("want an error naming app.serviceMonitor.enabled, got %v", err)
+	}
+}

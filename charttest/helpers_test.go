@@ -1,0 +1,270 @@
+package charttest
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	"helm.sh/helm/v3/pkg/strvals"
+	"sigs.k8s.io/yaml"
+)
+
+// chartDir is the umbrella chart: the repository root.
+const chartDir = ".."
+
+const (
+	releaseName = "keda-demo"
+	namespace   = "demo"
+)
+
+// kubeVersion is fixed so renders are reproducible; it satisfies Chart.yaml's ">=1.33.0-0".
+var kubeVersion = &chartutil.KubeVersion{Version: "v1.34.0", Major: "1", Minor: "34"}
+
+// apiVersions are what a cluster with KEDA (and the prometheus-operator CRDs) serves on top of
+// Helm's built-in defaults.
+var apiVersions = chartutil.VersionSet{
+	"keda.sh/v1alpha1",
+	"keda.sh/v1alpha1/ScaledJob",
+	"keda.sh/v1alpha1/TriggerAuthentication",
+	"monitoring.coreos.com/v1",
+	"monitoring.coreos.com/v1/ServiceMonitor",
+}
+
+// profiles are the ready-made values files in ci/ (chart-testing installs each of them).
+func profiles(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no ci/*-values.yaml: %v", err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), "-values.yaml"))
+	}
+	sort.Strings(names)
+	return names
+}
+
+func profileFile(name string) string {
+	return filepath.Join(chartDir, "ci", name+"-values.yaml")
+}
+
+// values merges values files and --set style assignments the way the helm CLI does.
+func values(t *testing.T, files []string, sets ...string) map[string]any {
+	t.Helper()
+	base := map[string]any{}
+	for _, f := range files {
+		v, err := chartutil.ReadValuesFile(f)
+		if err != nil {
+			t.Fatalf("read %s: %v", f, err)
+		}
+		base = mergeMaps(base, v.AsMap())
+	}
+	for _, s := range sets {
+		if err := strvals.ParseInto(s, base); err != nil {
+			t.Fatalf("--set %s: %v", s, err)
+		}
+	}
+	return base
+}
+
+// mergeMaps is the helm CLI's merge of several -f files (pkg/cli/values).
+func mergeMaps(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		if v, ok := v.(map[string]any); ok {
+			if bv, ok := out[k]; ok {
+				if bv, ok := bv.(map[string]any); ok {
+					out[k] = mergeMaps(bv, v)
+					continue
+				}
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+func loadChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	c, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatalf("load chart: %v", err)
+	}
+	return c
+}
+
+// bitnamiArchivesPresent reports whether `helm dependency build` has fetched the bitnami charts.
+func bitnamiArchivesPresent() bool {
+	m, _ := filepath.Glob(filepath.Join(chartDir, "charts", "mongodb-*.tgz"))
+	r, _ := filepath.Glob(filepath.Join(chartDir, "charts", "rabbitmq-*.tgz"))
+	return len(m) > 0 && len(r) > 0
+}
+
+type renderOpts struct {
+	apiVersions chartutil.VersionSet
+}
+
+// rendered is one release rendered client-side, as `helm template` / `helm install --dry-run` do.
+type rendered struct {
+	docs  []doc
+	notes string
+}
+
+type doc struct {
+	source string // template path
+	hook   bool
+	text   string
+	obj    map[string]any
+}
+
+func (r rendered) kind(kind string) []doc {
+	var out []doc
+	for _, d := range r.docs {
+		if d.obj["kind"] == kind {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// one returns the single object of a kind that belongs to keda-demo itself (label
+// app.kubernetes.io/part-of=keda-demo), ignoring what the bitnami charts render.
+func (r rendered) one(t *testing.T, kind string) doc {
+	t.Helper()
+	var ds []doc
+	for _, d := range r.kind(kind) {
+		if str(get(d.obj, "metadata", "labels", "app.kubernetes.io/part-of")) == "keda-demo" {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) != 1 {
+		t.Fatalf("want exactly one keda-demo %s, got %d", kind, len(ds))
+	}
+	return ds[0]
+}
+
+// render renders the chart with the Helm SDK: Install action, dry-run, client-only, a fixed
+// KubeVersion and APIVersions that include keda.sh/v1alpha1.
+func render(t *testing.T, vals map[string]any) (rendered, error) {
+	t.Helper()
+	return renderWith(t, vals, renderOpts{apiVersions: apiVersions})
+}
+
+func renderWith(t *testing.T, vals map[string]any, o renderOpts) (rendered, error) {
+	t.Helper()
+	cfg := &action.Configuration{Log: func(string, ...any) {}}
+	inst := action.NewInstall(cfg)
+	inst.DryRun = true
+	inst.DryRunOption = "client"
+	inst.ClientOnly = true
+	inst.Replace = true
+	inst.ReleaseName = releaseName
+	inst.Namespace = namespace
+	inst.KubeVersion = kubeVersion
+	inst.APIVersions = o.apiVersions
+	rel, err := inst.Run(loadChart(t), vals)
+	if err != nil {
+		return rendered{}, err
+	}
+	var out rendered
+	out.notes = rel.Info.Notes
+	add := func(source, text string, hook bool) {
+		for _, m := range releaseutil.SplitManifests(text) {
+			if strings.TrimSpace(m) == "" {
+				continue
+			}
+			obj := map[string]any{}
+			if err := yaml.Unmarshal([]byte(m), &obj); err != nil {
+				t.Fatalf("%s: not YAML: %v\n%s", source, err, m)
+			}
+			if len(obj) == 0 {
+				continue
+			}
+			out.docs = append(out.docs, doc{source: source, hook: hook, text: m, obj: obj})
+		}
+	}
+	for _, m := range releaseutil.SplitManifests(rel.Manifest) {
+		src := ""
+		if first, _, ok := strings.Cut(m, "\n"); ok && strings.HasPrefix(first, "# Source: ") {
+			src = strings.TrimPrefix(first, "# Source: ")
+		}
+		add(src, m, false)
+	}
+	for _, h := range rel.Hooks {
+		add(h.Path, h.Manifest, true)
+	}
+	return out, nil
+}
+
+func mustRender(t *testing.T, vals map[string]any) rendered {
+	t.Helper()
+	r, err := render(t, vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	return r
+}
+
+// lintOverlay is what `task lint` adds: helm lint knows no keda.sh API, so it renders offline,
+// and offline the chart requires explicit bitnami passwords.
+var lintOverlay = []string{
+	"renderOffline=true",
+	"mongodb.auth.rootPassword=lint-root",
+	"mongodb.auth.passwords={lint-app}",
+	"rabbitmq.auth.password=lint-rabbit",
+	"rabbitmq.auth.erlangCookie=lint-cookie",
+}
+
+// get walks a decoded object: get(obj, "spec", "template", "spec").
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch p := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil
+			}
+			v = m[p]
+		case int:
+			s, ok := v.([]any)
+			if !ok || p >= len(s) {
+				return nil
+			}
+			v = s[p]
+		}
+	}
+	return v
+}
+
+func str(v any) string {
+	if v == nil {
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var _ = io.Discard
+
+var osReadFile = os.ReadFile

@@ -1,0 +1,242 @@
+package charttest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
+)
+
+type renderCase struct {
+	name  string
+	files []string
+	sets  []string
+}
+
+// renderCases: the defaults, every ci/ profile, and the other modes the chart supports.
+func renderCases(t *testing.T) []renderCase {
+	cases := []renderCase{{name: "defaults"}}
+	for _, p := range profiles(t) {
+		cases = append(cases, renderCase{name: "ci/" + p, files: []string{profileFile(p)}})
+	}
+	cases = append(cases,
+		renderCase{name: "production+external", files: []string{profileFile("production"), profileFile("external")}},
+		renderCase{name: "external URL/URI secrets", sets: []string{
+			"mongodb.enabled=false", "rabbitmq.enabled=false",
+			"global.kedaDemo.externalRabbitmq.urlSecret.name=broker-url",
+			"global.kedaDemo.externalMongodb.uriSecret.name=db-uri",
+		}},
+		renderCase{name: "http trigger, ingress, servicemonitor, pull secret", sets: []string{
+			"processor.keda.trigger.protocol=http", "processor.keda.trigger.mode=MessageRate",
+			"processor.keda.scalingStrategy.strategy=default",
+			"app.ingress.enabled=true", "app.serviceMonitor.enabled=true",
+			"global.kedaDemo.registryCredentials.create=true", "global.kedaDemo.registryCredentials.registry=ghcr.io",
+			"global.kedaDemo.registryCredentials.username=bot", "global.kedaDemo.registryCredentials.password=t0k3n",
+			"global.kedaDemo.imagePullSecrets[0].name=other-pull",
+		}},
+	)
+	return cases
+}
+
+// TestRender renders every case with the SDK and runs every check on the result: strict decoding
+// into k8s.io/api types, KEDA CRD validation, the restricted Pod Security Standard, and the
+// cross-references between objects.
+func TestRender(t *testing.T) {
+	if bitnamiArchivesPresent() {
+		t.Log("bitnami archives found in charts/: rendering with them")
+	} else {
+		t.Log("bitnami archives absent (offline): rendering our own templates")
+	}
+	for _, c := range renderCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			vals := values(t, c.files, c.sets...)
+			r := mustRender(t, vals)
+			for _, kind := range []string{"Deployment", "Service", "ScaledJob", "TriggerAuthentication", "Pod"} {
+				if len(r.kind(kind)) == 0 {
+					t.Errorf("no %s rendered", kind)
+				}
+			}
+			checkObjects(t, r)
+			checkRestricted(t, r)
+			checkCrossRefs(t, r, vals)
+			if !strings.Contains(r.notes, "helm test") || !strings.Contains(r.notes, "/send") {
+				t.Errorf("NOTES.txt lacks the how-to:\n%s", r.notes)
+			}
+		})
+	}
+}
+
+// TestDefaults pins the KEDA facts the chart relies on (ANCHORS §1).
+func TestDefaults(t *testing.T) {
+	r := mustRender(t, values(t, nil))
+	sj := r.one(t, "ScaledJob").obj
+	want := map[string]any{
+		"spec.scalingStrategy.strategy":                 "accurate", // amqp counts ready only; processor acks early
+		"spec.rollout.strategy":                         "gradual",  // helm upgrade keeps running Jobs
+		"spec.jobTargetRef.template.spec.restartPolicy": "Never",
+		"spec.triggers.0.type":                          "rabbitmq",
+		"spec.triggers.0.metadata.protocol":             "amqp",
+		"spec.triggers.0.metadata.mode":                 "QueueLength",
+		"spec.triggers.0.metadata.value":                "1",
+		"spec.triggers.0.metadata.queueName":            "keda-demo",
+		"spec.triggers.0.metadata.vhostName":            "/",
+		"spec.pollingInterval":                          float64(5),
+		"spec.maxReplicaCount":                          float64(10),
+		"spec.successfulJobsHistoryLimit":               float64(3),
+		"spec.failedJobsHistoryLimit":                   float64(5),
+		"spec.jobTargetRef.activeDeadlineSeconds":       float64(80),
+		"spec.jobTargetRef.backoffLimit":                float64(2),
+	}
+	for path, w := range want {
+		var p []any
+		for _, s := range strings.Split(path, ".") {
+			if s == "0" {
+				p = append(p, 0)
+			} else {
+				p = append(p, s)
+			}
+		}
+		if got := get(sj, p...); got != w {
+			t.Errorf("ScaledJob %s = %v, want %v", path, got, w)
+		}
+	}
+	if _, ok := get(sj, "spec", "triggers", 0, "metadata", "excludeUnacknowledged").(string); ok {
+		t.Error("excludeUnacknowledged is an error with amqp since KEDA v2.18")
+	}
+	dep := r.one(t, "Deployment").obj
+	if img := get(dep, "spec", "template", "spec", "containers", 0, "image"); img != "keda-demo-app:0.1.0" {
+		t.Errorf("app image %v, want keda-demo-app:0.1.0 (tag defaults to appVersion)", img)
+	}
+	if img := get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"); img != "keda-demo-processor:0.1.0" {
+		t.Errorf("processor image %v", img)
+	}
+	pdb := r.one(t, "PodDisruptionBudget").obj
+	if get(pdb, "spec", "maxUnavailable") != float64(1) {
+		t.Errorf("PDB maxUnavailable %v, want 1", get(pdb, "spec", "maxUnavailable"))
+	}
+	// App's own MongoDB user, not root.
+	env := map[string]any{}
+	for _, e := range get(dep, "spec", "template", "spec", "containers", 0, "env").([]any) {
+		env[str(get(e, "name"))] = e
+	}
+	if str(get(env["MONGODB_USERNAME"], "value")) != "keda_demo" || str(get(env["MONGODB_PASSWORD"], "valueFrom", "secretKeyRef", "key")) != "mongodb-passwords" {
+		t.Errorf("the app must use its own MongoDB user keda_demo (key mongodb-passwords), got %v / %v", env["MONGODB_USERNAME"], env["MONGODB_PASSWORD"])
+	}
+}
+
+// TestImageValues: the keys the image tool prints (issue 4) reach both pods and the helm test;
+// global.imageRegistry (read by bitnami) does not touch our images.
+func TestImageValues(t *testing.T) {
+	r := mustRender(t, values(t, nil,
+		"global.kedaDemo.imageRegistry=registry.example:5000/team",
+		"app.image.tag=abc123", "processor.image.tag=abc123",
+		"processor.image.digest=sha256:"+strings.Repeat("a", 64),
+		"global.imageRegistry=mirror.example",
+	))
+	dep := r.one(t, "Deployment").obj
+	sj := r.one(t, "ScaledJob").obj
+	test := r.one(t, "Pod").obj
+	if got := get(dep, "spec", "template", "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-app:abc123" {
+		t.Errorf("app image %v", got)
+	}
+	if got := get(test, "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-app:abc123" {
+		t.Errorf("helm test image %v", got)
+	}
+	if got := get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-processor:abc123@sha256:"+strings.Repeat("a", 64) {
+		t.Errorf("processor image %v", got)
+	}
+}
+
+// TestPasswordsNeverInPlainValues: a password with special characters (the tutorial's P@ssw0rd)
+// never appears in an env value or a ConfigMap — only in Secrets.
+func TestPasswordsNeverInPlainValues(t *testing.T) {
+	r := mustRender(t, values(t, nil, "rabbitmq.auth.password=P@ssw0rd", "mongodb.auth.passwords={P@ssw0rd}", "mongodb.auth.rootPassword=P@ssw0rd"))
+	for _, d := range r.docs {
+		if d.obj["kind"] == "Secret" {
+			continue
+		}
+		if strings.Contains(d.text, "P@ssw0rd") {
+			t.Errorf("%v %v contains the password", d.obj["kind"], get(d.obj, "metadata", "name"))
+		}
+	}
+}
+
+func TestRegistryCredentialsSecret(t *testing.T) {
+	r := mustRender(t, values(t, nil, "global.kedaDemo.registryCredentials.create=true",
+		"global.kedaDemo.registryCredentials.registry=ghcr.io", "global.kedaDemo.registryCredentials.username=bot",
+		"global.kedaDemo.registryCredentials.password=p@ss"))
+	var found bool
+	for _, s := range r.kind("Secret") {
+		if s.obj["type"] != "kubernetes.io/dockerconfigjson" {
+			continue
+		}
+		found = true
+		raw, err := base64.StdEncoding.DecodeString(str(get(s.obj, "data", ".dockerconfigjson")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Auths map[string]struct{ Username, Password, Auth string }
+		}
+		if err := json.Unmarshal(raw, &cfg); err != nil {
+			t.Fatalf("dockerconfigjson: %v", err)
+		}
+		a := cfg.Auths["ghcr.io"]
+		auth, _ := base64.StdEncoding.DecodeString(a.Auth)
+		if a.Username != "bot" || a.Password != "p@ss" || string(auth) != "bot:p@ss" {
+			t.Errorf("dockerconfigjson %s", raw)
+		}
+	}
+	if !found {
+		t.Fatal("no kubernetes.io/dockerconfigjson Secret")
+	}
+}
+
+// TestLint: pkg/lint (what `helm lint` runs) finds no error for the defaults and every profile.
+// helm lint knows no keda.sh API, so lint renders offline (lintOverlay), as `task lint` does.
+func TestLint(t *testing.T) {
+	cases := []renderCase{{name: "defaults"}}
+	for _, p := range profiles(t) {
+		cases = append(cases, renderCase{name: "ci/" + p, files: []string{profileFile(p)}})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			vals := values(t, c.files, lintOverlay...)
+			l := lint.AllWithKubeVersion(chartDir, vals, namespace, kubeVersion)
+			for _, m := range l.Messages {
+				if m.Severity >= support.ErrorSev {
+					t.Errorf("lint: %s", m)
+				} else {
+					t.Logf("lint: %s", m)
+				}
+			}
+		})
+	}
+}
+
+// TestGlobalPassthrough: global belongs to every chart of the release (bitnami reads it too), so
+// unknown keys there must not fail any schema (helm/helm#10392).
+func TestGlobalPassthrough(t *testing.T) {
+	mustRender(t, values(t, nil, "global.foo=1", "global.imageRegistry=mirror.example", "global.storageClass=fast"))
+	mustRender(t, values(t, nil, "mongodb.someBitnamiKey=1", "rabbitmq.anotherKey=x"))
+}
+
+// TestKedaCheck: without the keda.sh/v1alpha1 API the install fails at once and says how to
+// install KEDA; renderOffline skips the check.
+func TestKedaCheck(t *testing.T) {
+	_, err := renderWith(t, values(t, nil), renderOpts{apiVersions: chartutil.VersionSet{}})
+	if err == nil || !strings.Contains(err.Error(), "keda.sh/v1alpha1") || !strings.Contains(err.Error(), "helm install keda kedacore/keda") || !strings.Contains(err.Error(), "renderOffline") {
+		t.Fatalf("want the install-KEDA-first error, got %v", err)
+	}
+	r, err := renderWith(t, values(t, nil, lintOverlay...), renderOpts{apiVersions: chartutil.VersionSet{}})
+	if err != nil {
+		t.Fatalf("renderOffline with explicit passwords: %v", err)
+	}
+	if len(r.kind("ScaledJob")) != 1 {
+		t.Error("renderOffline must still render the ScaledJob")
+	}
+}

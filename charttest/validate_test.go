@@ -1,0 +1,285 @@
+package charttest
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiext "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/pruning"
+	"k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kjson "k8s.io/apimachinery/pkg/runtime/serializer/json"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
+	kvalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes/scheme"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+	"sigs.k8s.io/yaml"
+)
+
+// strictCodec decodes built-in kinds into their k8s.io/api Go types; unknown or duplicate
+// fields are errors (what `kubectl apply --validate=strict` / fieldValidation=Strict reject).
+var strictCodec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
+	kjson.SerializerOptions{Yaml: true, Strict: true})
+
+func decodeStrict(d doc, into runtime.Object) error {
+	obj, _, err := strictCodec.Decode([]byte(d.text), nil, into)
+	if err != nil {
+		return err
+	}
+	_ = obj
+	return nil
+}
+
+// crdSchema validates custom resources the way the API server does for a CRD version:
+// structural schema, pruning of unknown fields (which we treat as errors, like
+// fieldValidation=Strict), then the OpenAPI schema validator (types, enums, minimums, required).
+type crdSchema struct {
+	kind       string
+	structural *structuralschema.Structural
+	validator  validation.SchemaValidator
+}
+
+var (
+	crdOnce    sync.Once
+	crdSchemas map[string]*crdSchema // by kind
+	crdErr     error
+)
+
+func kedaSchemas(t *testing.T) map[string]*crdSchema {
+	t.Helper()
+	crdOnce.Do(func() {
+		crdSchemas = map[string]*crdSchema{}
+		for _, f := range []string{"keda.sh_scaledjobs.yaml", "keda.sh_triggerauthentications.yaml"} {
+			s, err := loadCRD(filepath.Join("testdata", "keda-crds", f))
+			if err != nil {
+				crdErr = fmt.Errorf("%s: %w", f, err)
+				return
+			}
+			crdSchemas[s.kind] = s
+		}
+	})
+	if crdErr != nil {
+		t.Fatal(crdErr)
+	}
+	return crdSchemas
+}
+
+func loadCRD(path string) (*crdSchema, error) {
+	b, err := readFileErr(path)
+	if err != nil {
+		return nil, err
+	}
+	crd := &apiextv1.CustomResourceDefinition{}
+	if err := yaml.UnmarshalStrict(b, crd); err != nil {
+		return nil, err
+	}
+	for _, v := range crd.Spec.Versions {
+		if v.Name != "v1alpha1" || v.Schema == nil {
+			continue
+		}
+		internal := &apiext.JSONSchemaProps{}
+		if err := apiextv1.Convert_v1_JSONSchemaProps_To_apiextensions_JSONSchemaProps(v.Schema.OpenAPIV3Schema, internal, nil); err != nil {
+			return nil, err
+		}
+		s, err := structuralschema.NewStructural(internal)
+		if err != nil {
+			return nil, err
+		}
+		if errs := structuralschema.ValidateStructural(nil, s); len(errs) > 0 {
+			return nil, errs.ToAggregate()
+		}
+		val, _, err := validation.NewSchemaValidator(internal)
+		if err != nil {
+			return nil, err
+		}
+		return &crdSchema{kind: crd.Spec.Names.Kind, structural: s, validator: val}, nil
+	}
+	return nil, fmt.Errorf("no served v1alpha1 version")
+}
+
+func (c *crdSchema) validate(d doc) []string {
+	// Decode like the API server: JSON numbers that are whole become int64.
+	j, err := yaml.YAMLToJSON([]byte(d.text))
+	if err != nil {
+		return []string{err.Error()}
+	}
+	var obj map[string]any
+	if err := utiljson.Unmarshal(j, &obj); err != nil {
+		return []string{err.Error()}
+	}
+	var problems []string
+	pruned := runtime.DeepCopyJSON(obj)
+	opts := structuralschema.UnknownFieldPathOptions{TrackUnknownFieldPaths: true}
+	for _, p := range pruning.PruneWithOptions(pruned, c.structural, true, opts) {
+		problems = append(problems, "unknown field (the API server would drop it): "+p)
+	}
+	for _, e := range validation.ValidateCustomResource(nil, obj, c.validator) {
+		problems = append(problems, e.Error())
+	}
+	return problems
+}
+
+// checkObjects: every object decodes strictly into its real type, or validates against KEDA's
+// CRD schema; names and labels are valid.
+func checkObjects(t *testing.T, r rendered) {
+	t.Helper()
+	keda := kedaSchemas(t)
+	for _, d := range r.docs {
+		apiVersion, kind := str(d.obj["apiVersion"]), str(d.obj["kind"])
+		name := str(get(d.obj, "metadata", "name"))
+		where := fmt.Sprintf("%s %s (%s)", kind, name, d.source)
+		for _, msg := range kvalidation.IsDNS1123Subdomain(name) {
+			t.Errorf("%s: metadata.name: %s", where, msg)
+		}
+		if labels, ok := get(d.obj, "metadata", "labels").(map[string]any); ok {
+			for k, v := range labels {
+				for _, msg := range kvalidation.IsQualifiedName(k) {
+					t.Errorf("%s: label %s: %s", where, k, msg)
+				}
+				for _, msg := range kvalidation.IsValidLabelValue(str(v)) {
+					t.Errorf("%s: label %s=%v: %s", where, k, v, msg)
+				}
+			}
+		}
+		gv, err := schema.ParseGroupVersion(apiVersion)
+		if err != nil {
+			t.Errorf("%s: apiVersion: %v", where, err)
+			continue
+		}
+		gvk := gv.WithKind(kind)
+		switch {
+		case scheme.Scheme.Recognizes(gvk):
+			if err := decodeStrict(d, nil); err != nil {
+				t.Errorf("%s: strict decode into %s: %v", where, gvk, err)
+			}
+		case gv.Group == "keda.sh":
+			s, ok := keda[kind]
+			if !ok || gv.Version != "v1alpha1" {
+				t.Errorf("%s: no vendored KEDA CRD for %s", where, gvk)
+				continue
+			}
+			for _, p := range s.validate(d) {
+				t.Errorf("%s: KEDA v2.21.0 CRD: %s", where, p)
+			}
+			if kind == "ScaledJob" {
+				// The CRD embeds batch/v1 JobSpec; decode it strictly into the real type too.
+				b, _ := yaml.Marshal(get(d.obj, "spec", "jobTargetRef"))
+				var js batchv1.JobSpec
+				if err := yaml.UnmarshalStrict(b, &js); err != nil {
+					t.Errorf("%s: spec.jobTargetRef is not a strict batch/v1 JobSpec: %v", where, err)
+				}
+			}
+		case gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}:
+			for k := range d.obj {
+				if k != "apiVersion" && k != "kind" && k != "metadata" && k != "spec" {
+					t.Errorf("%s: unknown top-level field %q", where, k)
+				}
+			}
+		default:
+			t.Errorf("%s: unexpected kind %s: add a validation for it", where, gvk)
+		}
+	}
+}
+
+// podOf is one pod template of the release: the app Deployment's, the processor Job's (inside
+// the ScaledJob) and the helm test Pod.
+type podOf struct {
+	where string
+	meta  metav1.ObjectMeta
+	spec  corev1.PodSpec
+}
+
+func ourPods(t *testing.T, r rendered) []podOf {
+	t.Helper()
+	var pods []podOf
+	add := func(d doc, where string, tmpl any) {
+		b, err := yaml.Marshal(tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pt corev1.PodTemplateSpec
+		if err := yaml.UnmarshalStrict(b, &pt); err != nil {
+			t.Fatalf("%s: pod template: %v", where, err)
+		}
+		pods = append(pods, podOf{where: where, meta: pt.ObjectMeta, spec: pt.Spec})
+	}
+	for _, d := range r.docs {
+		if str(get(d.obj, "metadata", "labels", "app.kubernetes.io/part-of")) != "keda-demo" {
+			continue // bitnami's own workloads
+		}
+		name := str(get(d.obj, "metadata", "name"))
+		switch d.obj["kind"] {
+		case "Deployment", "StatefulSet", "DaemonSet", "Job":
+			add(d, d.obj["kind"].(string)+" "+name, get(d.obj, "spec", "template"))
+		case "CronJob":
+			add(d, "CronJob "+name, get(d.obj, "spec", "jobTemplate", "spec", "template"))
+		case "ScaledJob":
+			add(d, "ScaledJob "+name, get(d.obj, "spec", "jobTargetRef", "template"))
+		case "Pod":
+			add(d, "Pod "+name, map[string]any{"metadata": d.obj["metadata"], "spec": d.obj["spec"]})
+		}
+	}
+	return pods
+}
+
+var (
+	pssOnce      sync.Once
+	pssEvaluator policy.Evaluator
+	pssErr       error
+)
+
+// checkRestricted evaluates every pod of ours with the Pod Security Admission library at the
+// restricted level (what a namespace labelled pod-security.kubernetes.io/enforce=restricted
+// enforces), plus the read-only root filesystem the issue asks for on top.
+func checkRestricted(t *testing.T, r rendered) {
+	t.Helper()
+	pods := ourPods(t, r)
+	if len(pods) < 3 {
+		t.Fatalf("want the app, processor and helm test pods, got %d", len(pods))
+	}
+	for _, p := range restrictedProblems(t, pods) {
+		t.Error(p)
+	}
+}
+
+func restrictedProblems(t *testing.T, pods []podOf) []string {
+	t.Helper()
+	pssOnce.Do(func() { pssEvaluator, pssErr = policy.NewEvaluator(policy.DefaultChecks(), nil) })
+	if pssErr != nil {
+		t.Fatal(pssErr)
+	}
+	var problems []string
+	lv := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
+	for _, p := range pods {
+		res := policy.AggregateCheckResults(pssEvaluator.EvaluatePod(lv, &p.meta, &p.spec))
+		if !res.Allowed {
+			problems = append(problems, fmt.Sprintf("%s violates the restricted Pod Security Standard: %s: %s", p.where, res.ForbiddenReason(), res.ForbiddenDetail()))
+		}
+		for _, c := range append(append([]corev1.Container{}, p.spec.InitContainers...), p.spec.Containers...) {
+			sc := c.SecurityContext
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				problems = append(problems, fmt.Sprintf("%s container %s: readOnlyRootFilesystem must be true", p.where, c.Name))
+			}
+		}
+		if p.spec.AutomountServiceAccountToken == nil || *p.spec.AutomountServiceAccountToken {
+			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken must be false (the programs never call the API)", p.where))
+		}
+	}
+	return problems
+}
+
+func readFileErr(path string) ([]byte, error) {
+	return osReadFile(path)
+}
+
+var _ = strings.TrimSpace

@@ -1,0 +1,72 @@
+package charttest
+
+import (
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+func docOf(t *testing.T, text string) doc {
+	t.Helper()
+	obj := map[string]any{}
+	if err := yaml.Unmarshal([]byte(text), &obj); err != nil {
+		t.Fatal(err)
+	}
+	return doc{source: "test", text: text, obj: obj}
+}
+
+// TestValidatorsCatchMistakes proves the checks are not vacuous: each catches a typical mistake.
+func TestValidatorsCatchMistakes(t *testing.T) {
+	sj := kedaSchemas(t)["ScaledJob"]
+	bad := docOf(t, `apiVersion: keda.sh/v1alpha1
+kind: ScaledJob
+metadata: {name: x}
+spec:
+  pollingInterval: 0
+  maxReplicaCount: "10"
+  unknownField: 1
+  rollout: {strategy: default}
+  scalingStrategy: {strategy: fastest}
+  jobTargetRef:
+    template:
+      spec:
+        restartPolicy: Never
+        containers: [{name: c, image: i, imagePullPolicy: Sometimes, bogus: 1}]
+  triggers: []
+`)
+	problems := strings.Join(sj.validate(bad), "\n")
+	for _, want := range []string{"spec.pollingInterval", "spec.maxReplicaCount", "unknownField", "spec.rollout.strategy", "spec.scalingStrategy.strategy", "bogus", "spec.triggers"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("KEDA CRD validation missed %s; got:\n%s", want, problems)
+		}
+	}
+	ta := kedaSchemas(t)["TriggerAuthentication"]
+	problems = strings.Join(ta.validate(docOf(t, `apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {name: x}
+spec:
+  secretTargetRef: [{parameter: host, name: s}]
+  secretRefs: []
+`)), "\n")
+	for _, want := range []string{"key", "secretRefs"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("TriggerAuthentication validation missed %s; got:\n%s", want, problems)
+		}
+	}
+	if err := decodeStrict(docOf(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n"), nil); err == nil || !strings.Contains(err.Error(), "replica") {
+		t.Errorf("strict decoding missed an unknown field: %v", err)
+	}
+	insecure := rendered{docs: []doc{docOf(t, `apiVersion: v1
+kind: Pod
+metadata: {name: x, labels: {app.kubernetes.io/part-of: keda-demo}}
+spec:
+  containers: [{name: c, image: i}]
+`)}}
+	problems = strings.Join(restrictedProblems(t, ourPods(t, insecure)), "\n")
+	for _, want := range []string{"restricted", "readOnlyRootFilesystem", "automountServiceAccountToken"} {
+		if !strings.Contains(problems, want) {
+			t.Errorf("the restricted check missed %s for a pod without any securityContext:\n%s", want, problems)
+		}
+	}
+}
