@@ -1,0 +1,289 @@
+// Command imagebuild builds keda-demo's two images (app and processor, linux/amd64 + linux/arm64,
+// FROM scratch) and pushes them to a registry and/or writes them to an OCI layout.
+//
+//	go run ./imagebuild/cmd/imagebuild --registry registry.example.com/team
+//
+// Two backends: "go" compiles the programs and assembles the images with go-containerregistry
+// (no Docker needed); "docker" runs `docker buildx build --push` with app/Dockerfile and
+// processor/Dockerfile. "auto" (the default) takes docker when an engine answers `docker info`,
+// buildx is there, and the credentials are not in REGISTRY_USERNAME/REGISTRY_PASSWORD (handing
+// those to Docker would mean writing them into its config).
+//
+// Progress goes to stderr. Stdout gets one line: the helm --set arguments that install exactly
+// the pushed images, e.g. `helm upgrade --install keda-demo ./ $(go run ./imagebuild/cmd/imagebuild ...)`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/keda-demo/keda-demo/imagebuild/image"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "imagebuild:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	registry, tag, layoutDir, backend, platforms, chart, root, revision, source, caBundle string
+	appPkg, processorPkg                                                                  string
+	insecure                                                                              bool
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("imagebuild", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.registry, "registry", "", "push to `host[:port][/namespace]` (images <registry>/keda-demo-app and <registry>/keda-demo-processor)")
+	fs.StringVar(&o.tag, "tag", "", "version tag (default: appVersion of the chart); <tag>-<git short sha> is pushed too")
+	fs.StringVar(&o.layoutDir, "oci-layout", "", "also write both indexes into the OCI layout at `dir` (go backend)")
+	fs.StringVar(&o.backend, "backend", "auto", "auto, go or docker")
+	fs.StringVar(&o.platforms, "platforms", "linux/amd64,linux/arm64", "comma-separated platforms")
+	fs.StringVar(&o.chart, "chart", "", "Chart.yaml to read appVersion from (default <root>/Chart.yaml)")
+	fs.StringVar(&o.root, "root", "", "repository root, where go build runs (default: the directory of go.work)")
+	fs.StringVar(&o.revision, "revision", "", "git commit for the labels and tag (default: git rev-parse HEAD)")
+	fs.StringVar(&o.source, "source", image.DefaultSource, "org.opencontainers.image.source label")
+	fs.StringVar(&o.caBundle, "ca-bundle", image.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
+	fs.StringVar(&o.appPkg, "app-package", image.DefaultPrograms()[0].Package, "main package of the app image")
+	fs.StringVar(&o.processorPkg, "processor-package", image.DefaultPrograms()[1].Package, "main package of the processor image")
+	fs.BoolVar(&o.insecure, "insecure", false, "talk plain HTTP to the registry (loopback and private addresses already do)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if o.registry == "" && o.layoutDir == "" {
+		return o, errors.New("REGISTRY is empty: give --registry host[:port][/namespace] (go tool task images REGISTRY=...) and/or --oci-layout DIR")
+	}
+	switch o.backend {
+	case "auto", "go", "docker":
+	default:
+		return o, fmt.Errorf("--backend %q: want auto, go or docker", o.backend)
+	}
+	return o, nil
+}
+
+func repoRoot(ctx context.Context) (string, error) {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
+	if err == nil {
+		if w := strings.TrimSpace(string(out)); w != "" && w != "off" {
+			return filepath.Dir(w), nil
+		}
+	}
+	return os.Getwd()
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.root == "" {
+		if o.root, err = repoRoot(ctx); err != nil {
+			return err
+		}
+	}
+	if o.chart == "" {
+		o.chart = filepath.Join(o.root, "Chart.yaml")
+	}
+	plats, err := image.ParsePlatforms(o.platforms)
+	if err != nil {
+		return err
+	}
+	programs := image.DefaultPrograms()
+	programs[0].Package, programs[1].Package = o.appPkg, o.processorPkg
+
+	version := o.tag
+	if version == "" {
+		if version, err = image.ReadAppVersion(o.chart); err != nil {
+			return err
+		}
+	}
+	var rev image.Revision
+	if o.revision != "" {
+		rev, err = image.RevisionFromString(o.revision)
+	} else {
+		rev, err = image.GitRevision(ctx, o.root)
+	}
+	if err != nil {
+		return err
+	}
+	tags, err := image.Tags(version, rev)
+	if err != nil {
+		return err
+	}
+	meta := image.Meta{Version: version, Revision: rev.Full, Source: o.source}
+	if s := getenv("SOURCE_DATE_EPOCH"); s != "" {
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
+		}
+		meta.Created = time.Unix(sec, 0)
+	}
+
+	// Where the images go.
+	repos := make([]name.Repository, len(programs))
+	var creds image.Credentials
+	if o.registry != "" {
+		for i, p := range programs {
+			if repos[i], err = image.Repository(o.registry, p, o.insecure); err != nil {
+				return err
+			}
+		}
+		if creds, err = image.CredentialsFromEnv(getenv); err != nil {
+			return err
+		}
+	}
+
+	backend := o.backend
+	if backend == "auto" {
+		backend = "go"
+		if o.registry != "" && o.layoutDir == "" && !creds.FromEnv {
+			if why := image.DockerAvailable(ctx); why == nil {
+				backend = "docker"
+			} else {
+				fmt.Fprintf(stderr, "backend: go (Docker backend not used: %v)\n", why)
+			}
+		}
+	}
+	if backend == "docker" {
+		switch {
+		case o.registry == "":
+			return errors.New("the docker backend only pushes: give --registry, or use --backend go for --oci-layout")
+		case o.layoutDir != "":
+			return errors.New("--oci-layout needs --backend go")
+		case creds.FromEnv:
+			return fmt.Errorf("the docker backend pushes with your docker login; unset %s/%s or use --backend go", image.EnvUsername, image.EnvPassword)
+		}
+	}
+
+	pusher := image.Pusher{Creds: creds}
+	if o.registry != "" {
+		start := time.Now()
+		if err := pusher.CheckPush(ctx, repos...); err != nil {
+			return fmt.Errorf("%w\nnothing was built or pushed", err)
+		}
+		fmt.Fprintf(stderr, "credentials from %s may push to %s (checked in %s)\n", creds.Source, strings.TrimSuffix(o.registry, "/"), time.Since(start).Round(time.Millisecond))
+	}
+
+	var pushed []image.Pushed
+	if backend == "docker" {
+		fmt.Fprintln(stderr, "backend: docker buildx")
+		for i, p := range programs {
+			start := time.Now()
+			refs := tagRefs(repos[i], tags)
+			d, err := image.DockerPush(ctx, o.root, p, plats, refs, meta, stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
+			pushed = append(pushed, image.Pushed{Program: p, Tag: tags[len(tags)-1], Digest: d})
+		}
+	} else {
+		work, err := os.MkdirTemp("", "imagebuild-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(work)
+		start := time.Now()
+		built, err := image.Build(ctx, image.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "built %d images in %s\n", len(built), time.Since(start).Round(time.Millisecond))
+		for i, b := range built {
+			d, err := b.Index.Digest()
+			if err != nil {
+				return err
+			}
+			if err := describe(stderr, b); err != nil {
+				return err
+			}
+			if o.layoutDir != "" {
+				ref := b.Program.Repository + ":" + tags[0]
+				if o.registry != "" {
+					ref = repos[i].Tag(tags[0]).String()
+				}
+				if err := image.WriteLayout(o.layoutDir, ref, b.Index); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "wrote %s (%s) to OCI layout %s\n", ref, d, o.layoutDir)
+			}
+			if o.registry != "" {
+				start := time.Now()
+				if _, err := pusher.Push(ctx, b.Index, tagRefs(repos[i], tags)); err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
+			}
+			pushed = append(pushed, image.Pushed{Program: b.Program, Tag: tags[len(tags)-1], Digest: d})
+		}
+	}
+	if o.registry != "" {
+		fmt.Fprintln(stderr, "install these images with:")
+		fmt.Fprintln(stdout, image.HelmArgs(o.registry, pushed))
+	}
+	return nil
+}
+
+func tagRefs(repo name.Repository, tags []string) []name.Tag {
+	out := make([]name.Tag, len(tags))
+	for i, t := range tags {
+		out[i] = repo.Tag(t)
+	}
+	return out
+}
+
+// describe prints each platform image's compressed size (config + layers, as pulled).
+func describe(w io.Writer, b image.Built) error {
+	im, err := b.Index.IndexManifest()
+	if err != nil {
+		return err
+	}
+	for _, desc := range im.Manifests {
+		img, err := b.Index.Image(desc.Digest)
+		if err != nil {
+			return err
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return err
+		}
+		size := m.Config.Size
+		for _, l := range m.Layers {
+			size += l.Size
+		}
+		fmt.Fprintf(w, "  %s %s: %s compressed (%s)\n", b.Program.Repository, platformOf(desc), mib(size), desc.Digest)
+	}
+	return nil
+}
+
+func platformOf(d v1.Descriptor) string {
+	if d.Platform == nil {
+		return "?"
+	}
+	return image.PlatformString(*d.Platform)
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
