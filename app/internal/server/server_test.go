@@ -320,3 +320,41 @@ func TestShutdownReturnsPromptly(t *testing.T) {
 	_, err := http.Get(a.URL + "/healthz")
 	require.Error(t, err, "still accepting after shutdown")
 }
+
+// SIGTERM while a request is in flight: the server stops accepting, but the request finishes and
+// gets its answer before Run returns.
+func TestShutdownFinishesInFlightRequest(t *testing.T) {
+	a := startApp(t, 1<<20)
+	body, w := io.Pipe()
+	req, err := http.NewRequest("POST", a.URL+"/send", body)
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	answered := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		_ = resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	_, err = w.Write([]byte(`{"name":"in-flight",`)) // the handler is now reading the body
+	require.NoError(t, err)
+	time.Sleep(100 * time.Millisecond)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.stop() }()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-stopped:
+		t.Fatal("Run returned while a request was in flight")
+	default:
+	}
+	_, err = w.Write([]byte(`"content":"finished during shutdown"}`))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	require.Equal(t, http.StatusAccepted, <-answered)
+	require.NoError(t, <-stopped)
+	a.Broker.WaitDepth(a.Cfg.Broker.Topology.Queue, 1)
+}
