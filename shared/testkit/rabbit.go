@@ -101,9 +101,16 @@ func NewBroker(t testing.TB, topology contract.Topology) *Broker {
 	require.NoError(t, err)
 	b := &Broker{t: t, URL: url, Conn: conn}
 	t.Cleanup(func() {
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(topology.Queue, false, false, false)
-			_, _ = ch.QueueDelete(topology.DeadLetterQueue(), false, false, false)
+		for _, q := range []string{topology.Queue, topology.DeadLetterQueue()} {
+			// A channel each: a failed delete closes its channel.
+			ch, err := conn.Channel()
+			if err == nil {
+				_, err = ch.QueueDelete(q, false, false, false)
+				_ = ch.Close()
+			}
+			if err != nil {
+				t.Logf("delete test queue %q: %v", q, err)
+			}
 		}
 		_ = conn.Close()
 	})

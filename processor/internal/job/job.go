@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -64,6 +67,9 @@ func (r Runner) Run(ctx context.Context) int {
 		"outcome", string(res.outcome), "message_id", res.id, "attempt", res.attempt,
 		"store_ms", ms(res.storeTime), "work_ms", ms(res.workTime), "total_ms", ms(time.Since(start)),
 		"exit_code", res.code,
+	}
+	if kib, ok := peakRSSKiB(); ok {
+		attrs = append(attrs, "peak_rss_kib", kib)
 	}
 	if res.interrupted {
 		attrs = append(attrs, "work_interrupted", true)
@@ -197,3 +203,19 @@ func (r Runner) settle(res result, o Outcome, code int, settleErr, cause error) 
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// peakRSSKiB is this process's resident-memory high-water mark (Linux VmHWM). getrusage would
+// not do: its maxrss carries over the parent's memory across fork+exec.
+func peakRSSKiB() (int, bool) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
