@@ -1,0 +1,934 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/strvals"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	namespace = "keda-demo-e2e"
+	relName   = "keda-demo"
+	// RabbitMQ: a vhost and user of our own on the host's broker. The password contains '@' (and
+	// other URL-special characters) on purpose: the chart must escape it.
+	rmqVhost = "keda-demo-e2e"
+	rmqUser  = "keda-demo-e2e"
+	queue    = "keda-demo" // the chart's default global.kedaDemo.queueName
+)
+
+var (
+	chartDir  = ".."
+	runDir    = envOr("E2E_RUN", "/var/tmp/keda-demo-e2e")
+	netPrefix = envOr("E2E_NET", "10.89.0")
+	gateway   = netPrefix + ".1" // the host, as pods see it (bridge gateway)
+	// The scenario's processor.keda.pollingInterval (seconds); E2E_POLLING_INTERVAL overrides it.
+	pollingInterval, _ = strconv.Atoi(envOr("E2E_POLLING_INTERVAL", "5"))
+	// The scenario's processor.keda.scalingStrategy.strategy; E2E_STRATEGY overrides it.
+	strategy = envOr("E2E_STRATEGY", "accurate")
+)
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type env struct {
+	t       *testing.T // the scenario
+	cur     *testing.T // the running step
+	ctx     context.Context
+	rest    *rest.Config
+	cs      kubernetes.Interface
+	dyn     dynamic.Interface
+	helm    *action.Configuration
+	flags   *genericclioptions.ConfigFlags
+	chart   *chart.Chart
+	rmqPass string
+	amqpURL string // for the test itself (loopback)
+	appURL  string
+}
+
+var (
+	scaledJobs = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "scaledjobs"}
+	triggerAut = schema.GroupVersionResource{Group: "keda.sh", Version: "v1alpha1", Resource: "triggerauthentications"}
+)
+
+// TestScenario is issue 5's scenario, steps 1–8, in order; a failed step stops the rest.
+func TestScenario(t *testing.T) {
+	kc := os.Getenv("KUBECONFIG")
+	if kc == "" || os.Getenv("KEDA_DIR") == "" || os.Getenv("E2E_IMAGES") == "" {
+		t.Fatal("KUBECONFIG, KEDA_DIR and E2E_IMAGES must be set: run `go tool task e2e` (e2e/run.sh)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	must(t, err)
+	cfg.QPS, cfg.Burst = 50, 100
+	e := &env{t: t, ctx: ctx, rest: cfg}
+	e.cs = kubernetes.NewForConfigOrDie(cfg)
+	e.dyn = dynamic.NewForConfigOrDie(cfg)
+	e.initHelm()
+	e.chart, err = loader.Load(chartDir)
+	must(t, err)
+
+	e.importImages()
+	e.startRabbitMQUser()
+	e.startFerretDB()
+	e.createNamespace()
+
+	steps := []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"1-install-without-KEDA-fails", e.step1},
+		{"2-install-KEDA-and-chart", e.step2},
+		{"3-helm-test", e.step3},
+		{"4-five-messages", e.step4},
+		{"5-burst-of-20", e.step5},
+		{"6-upgrade-keeps-running-jobs", e.step6},
+		{"7-poison-message", e.step7},
+		{"8-uninstall", e.step8},
+	}
+	for _, s := range steps {
+		start := time.Now()
+		fn := s.fn
+		ok := t.Run(s.name, func(t *testing.T) { e.cur = t; defer func() { e.cur = nil }(); fn(t) })
+		t.Logf("step %s: %v in %s", s.name, map[bool]string{true: "PASS", false: "FAIL"}[ok], time.Since(start).Round(100*time.Millisecond))
+		if !ok {
+			e.dumpState()
+			t.FailNow()
+		}
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// ---------------------------------------------------------------- setup
+
+// initHelm (re)creates the Helm SDK configuration; Helm caches discovery and the cluster's
+// capabilities, so it is created again once KEDA's API exists.
+func (e *env) initHelm() {
+	kc := os.Getenv("KUBECONFIG")
+	ns := namespace
+	cacheDir := filepath.Join(runDir, "kube-cache") // not ~/.kube/cache
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kc, &ns, &cacheDir
+	if dc, err := flags.ToDiscoveryClient(); err == nil {
+		dc.Invalidate()
+	}
+	e.flags, e.helm = flags, new(action.Configuration)
+	must(e.tt(), e.helm.Init(flags, namespace, "secret", func(string, ...any) {}))
+}
+
+// importImages imports the app and processor images of this tree (built by e2e/run.sh with the
+// project's image builder) into the node's containerd, under the names the chart's defaults
+// (keda-demo-app:<appVersion>, pull policy IfNotPresent) resolve to.
+func (e *env) importImages() {
+	t := e.t
+	ctr := []string{"--address", filepath.Join(runDir, "containerd/containerd.sock"), "-n", "k8s.io"}
+	start := time.Now()
+	run(t, "ctr", append(ctr, "images", "import", os.Getenv("E2E_IMAGES"))...)
+	names := strings.Fields(run(t, "ctr", append(ctr, "images", "ls", "-q")...))
+	for _, repo := range []string{"keda-demo-app", "keda-demo-processor"} {
+		want := "docker.io/library/" + repo + ":" + e.chart.Metadata.AppVersion
+		found := false
+		for _, n := range names {
+			if n == want {
+				found = true
+				break
+			}
+			if strings.Contains(n, repo+":"+e.chart.Metadata.AppVersion) {
+				// ctr names it after the layout's ref.name (keda-demo-app:0.1.0); CRI looks an
+				// image up by the normalised name docker.io/library/…, so add that name.
+				run(t, "ctr", append(ctr, "images", "tag", "--force", n, want)...)
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Fatalf("image %s not among the imported images %v", repo, names)
+		}
+	}
+	t.Logf("images imported in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// startRabbitMQUser gives the test a vhost and a user with a password containing '@' on the
+// host's RabbitMQ (guest may only connect from loopback; pods come through the bridge).
+func (e *env) startRabbitMQUser() {
+	t := e.t
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	e.rmqPass = "P@ss:w/rd%" + hex.EncodeToString(b)
+	q := func(args ...string) { _ = exec.Command("rabbitmqctl", append([]string{"-q"}, args...)...).Run() }
+	q("delete_user", rmqUser)
+	q("delete_vhost", rmqVhost)
+	run(t, "rabbitmqctl", "-q", "add_vhost", rmqVhost)
+	run(t, "rabbitmqctl", "-q", "add_user", rmqUser, e.rmqPass)
+	run(t, "rabbitmqctl", "-q", "set_permissions", "-p", rmqVhost, rmqUser, ".*", ".*", ".*")
+	t.Cleanup(func() { q("delete_user", rmqUser); q("delete_vhost", rmqVhost) })
+	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, e.rmqPass), Host: "127.0.0.1:5672", Path: "/" + rmqVhost}).String()
+}
+
+// startFerretDB runs a MongoDB-wire server (FerretDB, SQLite backend) on the bridge gateway.
+func (e *env) startFerretDB() {
+	t := e.t
+	dir := t.TempDir()
+	srv, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: gateway + ":27017"},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + "/",
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	must(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	e.eventually("FerretDB listening", 15*time.Second, func() (bool, error) {
+		c, err := net.DialTimeout("tcp", gateway+":27017", time.Second)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil, err
+	})
+}
+
+func (e *env) createNamespace() {
+	t := e.t
+	_, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	must(t, err)
+	_, err = e.cs.CoreV1().Secrets(namespace).Create(e.ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "keda-demo-rabbitmq-credentials"},
+		StringData: map[string]string{"rabbitmq-password": e.rmqPass},
+	}, metav1.CreateOptions{})
+	must(t, err)
+}
+
+// values: the chart's external-services profile (ci/external-values.yaml) pointed at the host's
+// RabbitMQ and FerretDB through the bridge gateway, our images, and the scenario's KEDA settings.
+func (e *env) values(extra ...string) map[string]any {
+	t := e.t
+	v, err := chartutil.ReadValuesFile(filepath.Join(chartDir, "ci", "external-values.yaml"))
+	must(t, err)
+	vals := v.AsMap()
+	sets := []string{
+		"global.kedaDemo.externalRabbitmq.host=" + gateway,
+		"global.kedaDemo.externalRabbitmq.port=5672",
+		"global.kedaDemo.externalRabbitmq.vhost=" + rmqVhost,
+		"global.kedaDemo.externalRabbitmq.username=" + rmqUser,
+		"global.kedaDemo.externalRabbitmq.tls.enabled=false",
+		"global.kedaDemo.externalRabbitmq.tls.caSecret=",
+		"global.kedaDemo.externalMongodb.host=" + gateway,
+		"global.kedaDemo.externalMongodb.port=27017",
+		"global.kedaDemo.externalMongodb.username=",
+		"global.kedaDemo.externalMongodb.existingSecret=",
+		"global.kedaDemo.externalMongodb.tls.enabled=false",
+		"global.kedaDemo.externalMongodb.tls.caSecret=",
+		"processor.keda.pollingInterval=" + strconv.Itoa(pollingInterval),
+		"processor.keda.maxReplicaCount=20",
+		"processor.keda.scalingStrategy.strategy=" + strategy,
+		// keep every finished Job so the test can count them and read their logs
+		"processor.keda.successfulJobsHistoryLimit=100",
+		"processor.keda.failedJobsHistoryLimit=100",
+		"tests.podStartSeconds=90",
+	}
+	if p := os.Getenv("E2E_PENDING_POD_CONDITIONS"); p != "" {
+		sets = append(sets, "processor.keda.scalingStrategy.pendingPodConditions={"+p+"}")
+	}
+	for _, s := range append(sets, extra...) {
+		must(t, strvals.ParseInto(s, vals))
+	}
+	return vals
+}
+
+func (e *env) install(vals map[string]any, wait bool) (*release.Release, error) {
+	inst := action.NewInstall(e.helm)
+	inst.ReleaseName, inst.Namespace = relName, namespace
+	inst.Wait, inst.Timeout = wait, 5*time.Minute
+	return inst.RunWithContext(e.ctx, e.chart, vals)
+}
+
+// ---------------------------------------------------------------- steps
+
+func (e *env) step1(t *testing.T) {
+	start := time.Now()
+	_, err := e.install(e.values(), false)
+	d := time.Since(start)
+	if err == nil {
+		t.Fatal("helm install succeeded in a cluster without KEDA's CRDs")
+	}
+	if !strings.Contains(err.Error(), "keda-demo needs KEDA") || !strings.Contains(err.Error(), "Install KEDA first") {
+		t.Fatalf("install failed, but not with the chart's message: %v", err)
+	}
+	if d > 15*time.Second {
+		t.Errorf("install took %s to fail; want at once", d)
+	}
+	if _, err := action.NewGet(e.helm).Run(relName); err == nil {
+		t.Error("a release was recorded by the failed install")
+	}
+	t.Logf("install without KEDA failed after %s with the chart's message", d.Round(time.Millisecond))
+}
+
+func (e *env) step2(t *testing.T) {
+	e.installKEDA(t)
+	start := time.Now()
+	rel, err := e.install(e.values(), true)
+	must(t, err)
+	d := time.Since(start)
+	pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{})
+	must(t, err)
+	n := 0
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodSucceeded {
+			continue
+		}
+		n++
+		if !podReady(&p) {
+			t.Errorf("pod %s not Ready (%s)", p.Name, p.Status.Phase)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no pods")
+	}
+	if d > 3*time.Minute {
+		t.Errorf("install --wait took %s (bound 3m)", d)
+	}
+	t.Logf("helm install %s rev %d: %s, %d pods Ready after %s", rel.Name, rel.Version, rel.Info.Status, n, d.Round(time.Millisecond))
+	svc, err := e.cs.CoreV1().Services(namespace).Get(e.ctx, relName+"-app", metav1.GetOptions{})
+	must(t, err)
+	e.appURL = fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// installKEDA applies KEDA v2.21.0's CRDs (from its module) and runs its operator out of cluster.
+func (e *env) installKEDA(t *testing.T) {
+	dir := os.Getenv("KEDA_DIR")
+	start := time.Now()
+	ax := apiext.NewForConfigOrDie(e.rest)
+	files, _ := filepath.Glob(filepath.Join(dir, "crds", "*.yaml"))
+	if len(files) < 4 {
+		t.Fatalf("KEDA CRDs missing in %s/crds", dir)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		must(t, err)
+		var crd apiextv1.CustomResourceDefinition
+		must(t, yaml.Unmarshal(b, &crd))
+		_, err = ax.ApiextensionsV1().CustomResourceDefinitions().Create(e.ctx, &crd, metav1.CreateOptions{})
+		must(t, err)
+		e.eventually("CRD "+crd.Name+" Established", 30*time.Second, func() (bool, error) {
+			c, err := ax.ApiextensionsV1().CustomResourceDefinitions().Get(e.ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, cond := range c.Status.Conditions {
+				if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+	}
+	_, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keda"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	// The operator's gRPC metrics service insists on ca.crt/tls.crt/tls.key in --cert-dir.
+	certs := filepath.Join(runDir, "keda-certs")
+	must(t, os.MkdirAll(filepath.Join(certs, "empty"), 0o700))
+	sh := `set -e; cd "$1"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=keda-e2e-ca -days 2 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=keda-operator 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > ext
+openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 2 -extfile ext 2>/dev/null
+rm -f tls.csr ext`
+	run(t, "bash", "-c", sh, "sh", certs)
+	logf, err := os.Create(filepath.Join(runDir, "logs", "keda-operator.log"))
+	must(t, err)
+	cmd := exec.Command(filepath.Join(dir, "bin", "keda-operator"),
+		"--leader-elect=false",
+		"--metrics-bind-address=127.0.0.1:18480",
+		"--health-probe-bind-address=127.0.0.1:18481",
+		"--metrics-service-bind-address=127.0.0.1:18466",
+		"--cert-dir="+certs, "--ca-dir="+filepath.Join(certs, "empty"),
+		"--enable-cert-rotation=false",
+		"--zap-log-level=info", "--zap-encoder=console")
+	cmd.Env = append(os.Environ(), "WATCH_NAMESPACE=", "KEDA_CLUSTER_OBJECT_NAMESPACE=keda", "POD_NAMESPACE=keda")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	must(t, cmd.Start())
+	pidFile := filepath.Join(runDir, "pids", "keda-operator.pid")
+	must(t, os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644))
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	e.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		_ = os.Remove(pidFile)
+		_ = logf.Close()
+	})
+	e.eventually("keda-operator /readyz", 60*time.Second, func() (bool, error) {
+		select {
+		case <-exited:
+			return false, fmt.Errorf("keda-operator exited; see %s", logf.Name())
+		default:
+		}
+		resp, err := http.Get("http://127.0.0.1:18481/readyz")
+		if err != nil {
+			return false, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == 200, nil
+	})
+	e.initHelm() // so that Helm sees keda.sh/v1alpha1
+	t.Logf("KEDA v2.21.0 CRDs applied and operator ready in %s", time.Since(start).Round(time.Millisecond))
+}
+
+func (e *env) step3(t *testing.T) {
+	start := time.Now()
+	rt := action.NewReleaseTesting(e.helm)
+	rt.Namespace, rt.Timeout = namespace, 5*time.Minute
+	rel, err := rt.Run(relName)
+	var hooks []*release.Hook
+	if rel != nil {
+		hooks = rel.Hooks
+	}
+	for _, h := range hooks {
+		if h.Kind == "Pod" && h.LastRun.Phase != release.HookPhaseUnknown {
+			logs, _ := e.cs.CoreV1().Pods(namespace).GetLogs(h.Name, &corev1.PodLogOptions{}).DoRaw(e.ctx)
+			t.Logf("helm test pod %s: %s\n%s", h.Name, h.LastRun.Phase, strings.TrimSpace(string(logs)))
+		}
+	}
+	must(t, err)
+	for _, h := range hooks {
+		for _, ev := range h.Events {
+			if ev == release.HookTest && h.LastRun.Phase != release.HookPhaseSucceeded {
+				t.Errorf("test hook %s: %s", h.Name, h.LastRun.Phase)
+			}
+		}
+	}
+	t.Logf("helm test passed in %s", time.Since(start).Round(time.Millisecond))
+}
+
+// step4 is the tutorial's step 11 through the Service.
+func (e *env) step4(t *testing.T) {
+	before := e.jobNames(t)
+	var ids []string
+	for i := 1; i <= 5; i++ {
+		ids = append(ids, e.send(t, fmt.Sprintf("step4-%d", i)))
+	}
+	e.waitRecords(t, ids, 3*time.Minute)
+	jobs := e.settleJobs(t, before)
+	e.checkJobs(t, jobs, len(ids))
+	t.Logf("5 POSTs -> 5 records in GET /data; %d Jobs, all succeeded", len(jobs))
+}
+
+func (e *env) step5(t *testing.T) {
+	const n = 20
+	before := e.jobNames(t)
+	// Note when each new Job first appears.
+	var mu sync.Mutex
+	seen := map[string]time.Time{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{})
+			if err != nil {
+				continue
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, j := range l.Items {
+				if _, old := before[j.Name]; !old {
+					if _, ok := seen[j.Name]; !ok {
+						seen[j.Name] = now
+					}
+				}
+			}
+			mu.Unlock()
+		}
+	}()
+	start := time.Now()
+	var ids []string
+	for i := 1; i <= n; i++ {
+		ids = append(ids, e.send(t, fmt.Sprintf("burst-%02d", i)))
+	}
+	sent := time.Since(start)
+	lastRecord := e.waitRecords(t, ids, 5*time.Minute)
+	jobs := e.settleJobs(t, before)
+	close(stop)
+	wg.Wait()
+	first := time.Duration(0)
+	for _, at := range seen {
+		if d := at.Sub(start); first == 0 || d < first {
+			first = d
+		}
+	}
+	surplus := e.checkJobs(t, jobs, n)
+	line := fmt.Sprintf("e2e: messages=%d jobs=%d jobs_per_message=%.2f first_job_s=%.1f last_record_s=%.1f publish_s=%.1f surplus_queue_empty=%d polling_interval_s=%d strategy=%s pending_pod_conditions=%q",
+		n, len(jobs), float64(len(jobs))/n, first.Seconds(), lastRecord.Sub(start).Seconds(), sent.Seconds(), surplus, pollingInterval, strategy, os.Getenv("E2E_PENDING_POD_CONDITIONS"))
+	fmt.Println(line)
+	_ = os.WriteFile(filepath.Join(runDir, "e2e-result.txt"), []byte(line+"\n"), 0o644)
+	t.Log(line)
+}
+
+func (e *env) step6(t *testing.T) {
+	before := e.jobNames(t)
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		ids = append(ids, e.send(t, fmt.Sprintf("upgrade-%d", i)))
+	}
+	// Wait until three Jobs run.
+	var running []string
+	e.eventually("3 processor pods running", 2*time.Minute, func() (bool, error) {
+		running = running[:0]
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "job-name"})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if _, old := before[p.Labels["job-name"]]; !old && p.Status.Phase == corev1.PodRunning {
+				running = append(running, p.Labels["job-name"])
+			}
+		}
+		return len(running) >= 3, nil
+	})
+	sj0, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
+	must(t, err)
+	up := action.NewUpgrade(e.helm)
+	up.Namespace, up.Wait, up.Timeout = namespace, true, 5*time.Minute
+	start := time.Now()
+	rel, err := up.RunWithContext(e.ctx, relName, e.chart, e.values("processor.logLevel=debug"))
+	must(t, err)
+	sj1, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
+	must(t, err)
+	if sj1.GetGeneration() == sj0.GetGeneration() {
+		t.Errorf("the upgrade did not change the ScaledJob (generation %d)", sj0.GetGeneration())
+	}
+	t.Logf("helm upgrade -> rev %d in %s; ScaledJob generation %d -> %d; Jobs running during the upgrade: %v",
+		rel.Version, time.Since(start).Round(time.Millisecond), sj0.GetGeneration(), sj1.GetGeneration(), running)
+	// Give KEDA two polls to act on the new generation, then the running Jobs must still be there.
+	time.Sleep(time.Duration(2*pollingInterval)*time.Second + time.Second)
+	for _, name := range running {
+		j, err := e.cs.BatchV1().Jobs(namespace).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("Job %s running during the upgrade: %v", name, err)
+			continue
+		}
+		if j.DeletionTimestamp != nil {
+			t.Errorf("Job %s is being deleted", name)
+		}
+	}
+	e.waitRecords(t, ids, 2*time.Minute)
+	jobs := e.settleJobs(t, before)
+	e.checkJobs(t, jobs, len(ids))
+}
+
+func (e *env) step7(t *testing.T) {
+	conn, err := amqp.Dial(e.amqpURL)
+	must(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	must(t, err)
+	dlq := queue + ".dead-letter"
+	q0, err := ch.QueueDeclarePassive(dlq, true, false, false, false, nil)
+	must(t, err)
+	before := e.jobNames(t)
+	must(t, ch.PublishWithContext(e.ctx, "", queue, true, false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: "poison-1",
+		Body: []byte(`{"name": 42, this is not JSON`),
+	}))
+	e.eventually("the poison message in "+dlq, 2*time.Minute, func() (bool, error) {
+		q, err := ch.QueueDeclarePassive(dlq, true, false, false, false, nil)
+		return err == nil && q.Messages == q0.Messages+1, err
+	})
+	jobs := e.settleJobs(t, before)
+	if len(jobs) != 1 {
+		t.Errorf("%d Jobs for one poison message; want 1", len(jobs))
+	}
+	for _, j := range jobs {
+		if o := e.outcomes(t, j); !contains(o, "dead-lettered-invalid") {
+			t.Errorf("Job %s outcomes %v; want dead-lettered-invalid", j.Name, o)
+		}
+	}
+	n0 := len(e.jobNames(t))
+	time.Sleep(time.Duration(3*pollingInterval)*time.Second + 2*time.Second)
+	if n1 := len(e.jobNames(t)); n1 != n0 {
+		t.Errorf("Job count went from %d to %d over three polling intervals after the poison message", n0, n1)
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	must(t, err)
+	if q.Messages != 0 {
+		t.Errorf("%d messages left in %s", q.Messages, queue)
+	}
+	t.Logf("poison message dead-lettered by %d Job; Job count flat at %d over %ds", len(jobs), n0, 3*pollingInterval)
+}
+
+func (e *env) step8(t *testing.T) {
+	un := action.NewUninstall(e.helm)
+	un.Wait, un.Timeout = true, 3*time.Minute
+	start := time.Now()
+	_, err := un.Run(relName)
+	must(t, err)
+	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + relName}
+	var left []string
+	e.eventually("no object of the release left", 2*time.Minute, func() (bool, error) {
+		left = left[:0]
+		add := func(kind string, names ...string) {
+			for _, n := range names {
+				left = append(left, kind+"/"+n)
+			}
+		}
+		c := e.cs
+		if l, err := c.CoreV1().Pods(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("Pod", o.Name)
+			}
+		}
+		if l, err := c.BatchV1().Jobs(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("Job", o.Name)
+			}
+		}
+		if l, err := c.AppsV1().Deployments(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("Deployment", o.Name)
+			}
+		}
+		if l, err := c.AppsV1().ReplicaSets(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("ReplicaSet", o.Name)
+			}
+		}
+		if l, err := c.CoreV1().Services(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("Service", o.Name)
+			}
+		}
+		if l, err := c.CoreV1().Secrets(namespace).List(e.ctx, metav1.ListOptions{}); err == nil {
+			for _, o := range l.Items {
+				if o.Labels["app.kubernetes.io/instance"] == relName || o.Labels["owner"] == "helm" {
+					add("Secret", o.Name)
+				}
+			}
+		}
+		if l, err := c.CoreV1().ConfigMaps(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("ConfigMap", o.Name)
+			}
+		}
+		if l, err := c.CoreV1().ServiceAccounts(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("ServiceAccount", o.Name)
+			}
+		}
+		if l, err := c.PolicyV1().PodDisruptionBudgets(namespace).List(e.ctx, sel); err == nil {
+			for _, o := range l.Items {
+				add("PodDisruptionBudget", o.Name)
+			}
+		}
+		for kind, gvr := range map[string]schema.GroupVersionResource{"ScaledJob": scaledJobs, "TriggerAuthentication": triggerAut} {
+			if l, err := e.dyn.Resource(gvr).Namespace(namespace).List(e.ctx, metav1.ListOptions{}); err == nil {
+				for _, o := range l.Items {
+					add(kind, o.GetName())
+				}
+			}
+		}
+		return len(left) == 0, fmt.Errorf("left: %v", left)
+	})
+	t.Logf("helm uninstall: nothing of the release left after %s", time.Since(start).Round(time.Millisecond))
+}
+
+// ---------------------------------------------------------------- helpers
+
+func (e *env) send(t *testing.T, name string) string {
+	u := e.appURL + "/send?" + url.Values{"name": {name}, "content": {"e2e " + name}}.Encode()
+	var id string
+	e.eventually("POST /send "+name, 30*time.Second, func() (bool, error) {
+		resp, err := http.Post(u, "", nil)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusAccepted {
+			return false, fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		var r struct{ ID string }
+		if err := json.Unmarshal(body, &r); err != nil || r.ID == "" {
+			return false, fmt.Errorf("202 without id: %s", body)
+		}
+		id = r.ID
+		return true, nil
+	})
+	return id
+}
+
+// waitRecords waits until every id is in GET /data and returns when that was first seen.
+func (e *env) waitRecords(t *testing.T, ids []string, timeout time.Duration) time.Time {
+	var missing []string
+	e.eventually(fmt.Sprintf("%d records in GET /data", len(ids)), timeout, func() (bool, error) {
+		resp, err := http.Get(e.appURL + "/data?limit=1000")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var recs []struct{ ID string }
+		if err := json.NewDecoder(resp.Body).Decode(&recs); err != nil {
+			return false, err
+		}
+		have := map[string]bool{}
+		for _, r := range recs {
+			have[r.ID] = true
+		}
+		missing = missing[:0]
+		for _, id := range ids {
+			if !have[id] {
+				missing = append(missing, id)
+			}
+		}
+		return len(missing) == 0, fmt.Errorf("missing %v", missing)
+	})
+	return time.Now()
+}
+
+func (e *env) jobNames(t *testing.T) map[string]bool {
+	l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{})
+	must(t, err)
+	m := map[string]bool{}
+	for _, j := range l.Items {
+		m[j.Name] = true
+	}
+	return m
+}
+
+func jobFinished(j *batchv1.Job) (done, ok bool) {
+	for _, c := range j.Status.Conditions {
+		if c.Status == corev1.ConditionTrue {
+			switch c.Type {
+			case batchv1.JobComplete:
+				return true, true
+			case batchv1.JobFailed:
+				return true, false
+			}
+		}
+	}
+	return false, false
+}
+
+// settleJobs waits until every Job created since `before` has finished and no new Job has
+// appeared for three polling intervals; it returns those Jobs.
+func (e *env) settleJobs(t *testing.T, before map[string]bool) []batchv1.Job {
+	var jobs []batchv1.Job
+	lastNew, count := time.Now(), 0
+	e.eventually("new Jobs finished and no more created", 5*time.Minute, func() (bool, error) {
+		l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		jobs = jobs[:0]
+		unfinished := 0
+		for _, j := range l.Items {
+			if before[j.Name] {
+				continue
+			}
+			jobs = append(jobs, j)
+			if done, _ := jobFinished(&j); !done {
+				unfinished++
+			}
+		}
+		if len(jobs) != count {
+			count, lastNew = len(jobs), time.Now()
+		}
+		return unfinished == 0 && time.Since(lastNew) > time.Duration(3*pollingInterval)*time.Second, fmt.Errorf("%d new Jobs, %d unfinished", len(jobs), unfinished)
+	})
+	sort.Slice(jobs, func(i, k int) bool { return jobs[i].CreationTimestamp.Before(&jobs[k].CreationTimestamp) })
+	return jobs
+}
+
+// checkJobs: at least `messages` Jobs, every one succeeded, exactly `messages` stored a record
+// and every other one ended with "queue empty". Returns the number of surplus Jobs.
+func (e *env) checkJobs(t *testing.T, jobs []batchv1.Job, messages int) int {
+	t.Helper()
+	if len(jobs) < messages {
+		t.Errorf("%d Jobs for %d messages", len(jobs), messages)
+	}
+	stored, empty := 0, 0
+	for i := range jobs {
+		j := &jobs[i]
+		if _, ok := jobFinished(j); !ok {
+			t.Errorf("Job %s did not succeed: %+v", j.Name, j.Status)
+		}
+		o := e.outcomes(t, *j)
+		switch {
+		case contains(o, "stored"):
+			stored++
+		case contains(o, "queue-empty"):
+			empty++
+		default:
+			t.Errorf("Job %s: outcomes %v", j.Name, o)
+		}
+	}
+	if stored != messages {
+		t.Errorf("%d Jobs stored a record; want %d", stored, messages)
+	}
+	if stored+empty != len(jobs) {
+		t.Errorf("%d stored + %d queue-empty != %d Jobs", stored, empty, len(jobs))
+	}
+	return empty
+}
+
+// outcomes reads the processor's one-line result ("outcome" field) from the Job's pods' logs.
+func (e *env) outcomes(t *testing.T, j batchv1.Job) []string {
+	pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "job-name=" + j.Name})
+	must(t, err)
+	var out []string
+	for _, p := range pods.Items {
+		b, err := e.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "processor"}).DoRaw(e.ctx)
+		if err != nil {
+			out = append(out, "logs-unavailable: "+err.Error())
+			continue
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			var l struct{ Outcome string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Outcome != "" {
+				out = append(out, l.Outcome)
+			}
+		}
+	}
+	return out
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *env) tt() *testing.T {
+	if e.cur != nil {
+		return e.cur
+	}
+	return e.t
+}
+
+func (e *env) eventually(what string, timeout time.Duration, f func() (bool, error)) {
+	t := e.tt()
+	t.Helper()
+	end := time.Now().Add(timeout)
+	var last error
+	for {
+		ok, err := f()
+		if ok {
+			return
+		}
+		last = err
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// dumpState logs what helps to see why a step failed.
+func (e *env) dumpState() {
+	t := e.t
+	pods, err := e.cs.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{})
+	if err == nil {
+		for _, p := range pods.Items {
+			t.Logf("pod %s: %s ready=%v", p.Name, p.Status.Phase, podReady(&p))
+		}
+	}
+	evs, err := e.cs.CoreV1().Events(namespace).List(context.Background(), metav1.ListOptions{})
+	if err == nil {
+		for _, ev := range evs.Items {
+			if ev.Type != corev1.EventTypeNormal {
+				t.Logf("event %s %s: %s", ev.InvolvedObject.Name, ev.Reason, ev.Message)
+			}
+		}
+	}
+	t.Logf("logs of the cluster's processes: %s/logs", runDir)
+}
