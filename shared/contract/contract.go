@@ -106,6 +106,15 @@ func Publishing(id string, m Message, createdAt time.Time) (amqp.Publishing, err
 	}, nil
 }
 
+// Republishing is delivery d published again, as it was (persistent, same id, timestamp and body),
+// with the given headers: how a retry and a move out of the dead-letter queue resend a message.
+func Republishing(d amqp.Delivery, headers amqp.Table) amqp.Publishing {
+	return amqp.Publishing{
+		Headers: headers, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
+		MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body,
+	}
+}
+
 // CreatedAt reads the creation time of a delivery, falling back to its AMQP timestamp.
 func CreatedAt(headers amqp.Table, fallback time.Time) time.Time {
 	if ms, ok := intHeader(headers, HeaderCreatedAt); ok {

@@ -176,14 +176,12 @@ func (r Runner) storeFailed(ctx context.Context, conn *amqp.Connection, d amqp.D
 	if res.attempt >= r.Cfg.MaxDeliveries {
 		return r.settle(res, Exhausted, ExitStoreFailed, d.Reject(false), cause)
 	}
-	retry := amqp.Publishing{
-		Headers: amqp.Table{}, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
-		MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body,
-	}
+	headers := amqp.Table{}
 	for k, v := range d.Headers {
-		retry.Headers[k] = v
+		headers[k] = v
 	}
-	retry.Headers[contract.HeaderAttempt] = int32(res.attempt + 1)
+	headers[contract.HeaderAttempt] = int32(res.attempt + 1)
+	retry := contract.Republishing(d, headers)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := queue.PublishConfirmed(pctx, conn, r.Cfg.Broker.Topology.Queue, retry); err != nil {

@@ -61,8 +61,5 @@ func fresh(d amqp.Delivery) amqp.Publishing {
 		}
 		h[k] = v
 	}
-	return amqp.Publishing{
-		Headers: h, ContentType: d.ContentType, DeliveryMode: amqp.Persistent,
-		MessageId: d.MessageId, Timestamp: d.Timestamp, Body: d.Body,
-	}
+	return contract.Republishing(d, h)
 }
