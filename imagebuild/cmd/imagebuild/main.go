@@ -30,7 +30,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 )
 
 func main() {
@@ -62,10 +62,10 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.chart, "chart", "", "Chart.yaml to read appVersion from (default <root>/Chart.yaml)")
 	fs.StringVar(&o.root, "root", "", "repository root, where go build runs (default: the directory of go.work)")
 	fs.StringVar(&o.revision, "revision", "", "git commit for the labels and tag (default: git rev-parse HEAD)")
-	fs.StringVar(&o.source, "source", image.DefaultSource, "org.opencontainers.image.source label")
-	fs.StringVar(&o.caBundle, "ca-bundle", image.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
-	fs.StringVar(&o.appPkg, "app-package", image.DefaultPrograms()[0].Package, "main package of the app image")
-	fs.StringVar(&o.processorPkg, "processor-package", image.DefaultPrograms()[1].Package, "main package of the processor image")
+	fs.StringVar(&o.source, "source", ociimage.DefaultSource, "org.opencontainers.image.source label")
+	fs.StringVar(&o.caBundle, "ca-bundle", ociimage.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
+	fs.StringVar(&o.appPkg, "app-package", ociimage.DefaultPrograms()[0].Package, "main package of the app image")
+	fs.StringVar(&o.processorPkg, "processor-package", ociimage.DefaultPrograms()[1].Package, "main package of the processor image")
 	fs.BoolVar(&o.insecure, "insecure", false, "talk plain HTTP to the registry (loopback and private addresses already do)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -107,33 +107,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if o.chart == "" {
 		o.chart = filepath.Join(o.root, "Chart.yaml")
 	}
-	plats, err := image.ParsePlatforms(o.platforms)
+	plats, err := ociimage.ParsePlatforms(o.platforms)
 	if err != nil {
 		return err
 	}
-	programs := image.DefaultPrograms()
+	programs := ociimage.DefaultPrograms()
 	programs[0].Package, programs[1].Package = o.appPkg, o.processorPkg
 
 	version := o.tag
 	if version == "" {
-		if version, err = image.ReadAppVersion(o.chart); err != nil {
+		if version, err = ociimage.ReadAppVersion(o.chart); err != nil {
 			return err
 		}
 	}
-	var rev image.Revision
+	var rev ociimage.Revision
 	if o.revision != "" {
-		rev, err = image.RevisionFromString(o.revision)
+		rev, err = ociimage.RevisionFromString(o.revision)
 	} else {
-		rev, err = image.GitRevision(ctx, o.root)
+		rev, err = ociimage.GitRevision(ctx, o.root)
 	}
 	if err != nil {
 		return err
 	}
-	tags, err := image.Tags(version, rev)
+	tags, err := ociimage.Tags(version, rev)
 	if err != nil {
 		return err
 	}
-	meta := image.Meta{Version: version, Revision: rev.Full, Source: o.source}
+	meta := ociimage.Meta{Version: version, Revision: rev.Full, Source: o.source}
 	if s := getenv("SOURCE_DATE_EPOCH"); s != "" {
 		sec, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
@@ -144,14 +144,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	// Where the images go.
 	repos := make([]name.Repository, len(programs))
-	var creds image.Credentials
+	var creds ociimage.Credentials
 	if o.registry != "" {
 		for i, p := range programs {
-			if repos[i], err = image.Repository(o.registry, p, o.insecure); err != nil {
+			if repos[i], err = ociimage.Repository(o.registry, p, o.insecure); err != nil {
 				return err
 			}
 		}
-		if creds, err = image.CredentialsFromEnv(getenv); err != nil {
+		if creds, err = ociimage.CredentialsFromEnv(getenv); err != nil {
 			return err
 		}
 	}
@@ -160,7 +160,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if backend == "auto" {
 		backend = "go"
 		if o.registry != "" && o.layoutDir == "" && !creds.FromEnv {
-			if why := image.DockerAvailable(ctx); why == nil {
+			if why := ociimage.DockerAvailable(ctx); why == nil {
 				backend = "docker"
 			} else {
 				fmt.Fprintf(stderr, "backend: go (Docker backend not used: %v)\n", why)
@@ -174,11 +174,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		case o.layoutDir != "":
 			return errors.New("--oci-layout needs --backend go")
 		case creds.FromEnv:
-			return fmt.Errorf("the docker backend pushes with your docker login; unset %s/%s or use --backend go", image.EnvUsername, image.EnvPassword)
+			return fmt.Errorf("the docker backend pushes with your docker login; unset %s/%s or use --backend go", ociimage.EnvUsername, ociimage.EnvPassword)
 		}
 	}
 
-	pusher := image.Pusher{Creds: creds}
+	pusher := ociimage.Pusher{Creds: creds}
 	if o.registry != "" {
 		start := time.Now()
 		if err := pusher.CheckPush(ctx, repos...); err != nil {
@@ -187,18 +187,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stderr, "credentials from %s may push to %s (checked in %s)\n", creds.Source, strings.TrimSuffix(o.registry, "/"), time.Since(start).Round(time.Millisecond))
 	}
 
-	var pushed []image.Pushed
+	var pushed []ociimage.Pushed
 	if backend == "docker" {
 		fmt.Fprintln(stderr, "backend: docker buildx")
 		for i, p := range programs {
 			start := time.Now()
 			refs := tagRefs(repos[i], tags)
-			d, err := image.DockerPush(ctx, o.root, p, plats, refs, meta, stderr)
+			d, err := ociimage.DockerPush(ctx, o.root, p, plats, refs, meta, stderr)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
-			pushed = append(pushed, image.Pushed{Program: p, Tag: tags[len(tags)-1], Digest: d})
+			pushed = append(pushed, ociimage.Pushed{Program: p, Tag: tags[len(tags)-1], Digest: d})
 		}
 	} else {
 		work, err := os.MkdirTemp("", "imagebuild-")
@@ -207,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer os.RemoveAll(work)
 		start := time.Now()
-		built, err := image.Build(ctx, image.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
+		built, err := ociimage.Build(ctx, ociimage.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
 		if err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 				if o.registry != "" {
 					ref = repos[i].Tag(tags[0]).String()
 				}
-				if err := image.WriteLayout(o.layoutDir, ref, b.Index); err != nil {
+				if err := ociimage.WriteLayout(o.layoutDir, ref, b.Index); err != nil {
 					return err
 				}
 				fmt.Fprintf(stderr, "wrote %s (%s) to OCI layout %s\n", ref, d, o.layoutDir)
@@ -237,12 +237,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 				}
 				fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
 			}
-			pushed = append(pushed, image.Pushed{Program: b.Program, Tag: tags[len(tags)-1], Digest: d})
+			pushed = append(pushed, ociimage.Pushed{Program: b.Program, Tag: tags[len(tags)-1], Digest: d})
 		}
 	}
 	if o.registry != "" {
 		fmt.Fprintln(stderr, "install these images with:")
-		fmt.Fprintln(stdout, image.HelmArgs(o.registry, pushed))
+		fmt.Fprintln(stdout, ociimage.HelmArgs(o.registry, pushed))
 	}
 	return nil
 }
@@ -256,7 +256,7 @@ func tagRefs(repo name.Repository, tags []string) []name.Tag {
 }
 
 // describe prints each platform image's compressed size (config + layers, as pulled).
-func describe(w io.Writer, b image.Built) error {
+func describe(w io.Writer, b ociimage.Built) error {
 	im, err := b.Index.IndexManifest()
 	if err != nil {
 		return err
@@ -283,7 +283,7 @@ func platformOf(d v1.Descriptor) string {
 	if d.Platform == nil {
 		return "?"
 	}
-	return image.PlatformString(*d.Platform)
+	return ociimage.PlatformString(*d.Platform)
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }

@@ -14,19 +14,19 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
 	"github.com/keda-demo/keda-demo/imagebuild/imagetest"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
 )
 
 const revision = "89abcdef0123456789abcdef0123456789abcdef"
 
-// tinyArgs point the command at the stand-in mains of ../../image/testdata/tiny and a Chart.yaml
+// tinyArgs point the command at the stand-in mains of ../../ociimage/testdata/tiny and a Chart.yaml
 // saying appVersion 0.1.0, so the test depends neither on the real programs nor on git.
 func tinyArgs(t *testing.T, extra ...string) []string {
 	t.Helper()
 	t.Setenv("GOWORK", "off")
-	root, err := filepath.Abs("../../image/testdata/tiny")
+	root, err := filepath.Abs("../../ociimage/testdata/tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "oci")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), tinyArgs(t, "--registry", registry, "--oci-layout", oci), &stdout, &stderr,
-		env(map[string]string{image.EnvUsername: r.Username, image.EnvPassword: r.Password}))
+		env(map[string]string{ociimage.EnvUsername: r.Username, ociimage.EnvPassword: r.Password}))
 	t.Logf("stderr:\n%s", stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +58,10 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 	}
 
 	auth := remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password})
-	var pushed []image.Pushed
+	var pushed []ociimage.Pushed
 	ca := imagetest.HostCABundle(t)
-	meta := image.Meta{Version: "0.1.0", Revision: revision, Source: image.DefaultSource}
-	for _, p := range image.DefaultPrograms() {
+	meta := ociimage.Meta{Version: "0.1.0", Revision: revision, Source: ociimage.DefaultSource}
+	for _, p := range ociimage.DefaultPrograms() {
 		repo := registry + "/" + p.Repository
 		tags := r.Tags(t, repo)
 		slices.Sort(tags)
@@ -76,11 +76,11 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		imagetest.CheckIndex(t, idx, p, meta, image.DefaultPlatforms(), ca)
+		imagetest.CheckIndex(t, idx, p, meta, ociimage.DefaultPlatforms(), ca)
 		d, _ := idx.Digest()
-		pushed = append(pushed, image.Pushed{Program: p, Tag: "0.1.0-89abcde", Digest: d})
+		pushed = append(pushed, ociimage.Pushed{Program: p, Tag: "0.1.0-89abcde", Digest: d})
 	}
-	want := image.HelmArgs(registry, pushed) + "\n"
+	want := ociimage.HelmArgs(registry, pushed) + "\n"
 	if stdout.String() != want {
 		t.Errorf("stdout:\n%s\nwant\n%s", stdout.String(), want)
 	}
@@ -99,7 +99,7 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 		t.Fatalf("layout has %d entries", len(im.Manifests))
 	}
 	for i, d := range im.Manifests {
-		if d.Digest != pushed[i].Digest || d.Annotations[image.RefNameAnnotation] != registry+"/"+pushed[i].Program.Repository+":0.1.0" {
+		if d.Digest != pushed[i].Digest || d.Annotations[ociimage.RefNameAnnotation] != registry+"/"+pushed[i].Program.Repository+":0.1.0" {
 			t.Errorf("layout entry %d: %s %v", i, d.Digest, d.Annotations)
 		}
 	}
@@ -110,7 +110,7 @@ func TestImagesWrongPasswordBuildsAndPushesNothing(t *testing.T) {
 	const wrong = "wrong-password-17a2"
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), tinyArgs(t, "--registry", r.Host+"/team"), &stdout, &stderr,
-		env(map[string]string{image.EnvUsername: r.Username, image.EnvPassword: wrong}))
+		env(map[string]string{ociimage.EnvUsername: r.Username, ociimage.EnvPassword: wrong}))
 	if err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
@@ -141,8 +141,8 @@ func TestImagesArgumentErrors(t *testing.T) {
 		{nil, nil, "REGISTRY is empty"},
 		{[]string{"--registry", "r.example.com/team", "--tag", "latest"}, nil, "never pushes latest"},
 		{[]string{"--registry", "https://r.example.com"}, nil, "without a scheme"},
-		{[]string{"--registry", "r.example.com", "--backend", "docker"}, map[string]string{image.EnvUsername: "u", image.EnvPassword: "p"}, "docker login"},
-		{[]string{"--registry", "r.example.com"}, map[string]string{image.EnvUsername: "u"}, "set both"},
+		{[]string{"--registry", "r.example.com", "--backend", "docker"}, map[string]string{ociimage.EnvUsername: "u", ociimage.EnvPassword: "p"}, "docker login"},
+		{[]string{"--registry", "r.example.com"}, map[string]string{ociimage.EnvUsername: "u"}, "set both"},
 		{[]string{"--oci-layout", "x", "--platforms", "windows/amd64"}, nil, "only linux"},
 	} {
 		var stdout, stderr bytes.Buffer
