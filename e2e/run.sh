@@ -40,7 +40,7 @@ OUT=$(dirname "$COREDNS_BIN") e2e/tools/build-coredns.sh
 if [ ! -s "$PAUSE_TAR" ]; then
   tmp=$(mktemp -d); mkdir -p "$(dirname "$PAUSE_TAR")"
   CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/pause" ./e2e/pause
-  go run ./e2e/ociimage -ref registry.k8s.io/pause:3.10 -bin "$tmp/pause" -out "$PAUSE_TAR"
+  go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin "$tmp/pause" --out "$PAUSE_TAR"
   rm -rf "$tmp"
 fi
 stamp "components ready (kubernetes v$KV, keda v$KEDAV, coredns v$DNSV)"

@@ -11,6 +11,11 @@
 //
 // Progress goes to stderr. Stdout gets one line: the helm --set arguments that install exactly
 // the pushed images, e.g. `helm upgrade --install keda-demo ./ $(go run ./imagebuild/cmd/imagebuild ...)`.
+//
+// `imagebuild single` writes the image of one static binary as an OCI archive (a tar that
+// `ctr images import` takes); the e2e cluster's pod sandbox image is made so:
+//
+//	go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin ./pause --out pause.tar
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +101,9 @@ func repoRoot(ctx context.Context) (string, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "single" {
+		return runSingle(args[1:], stderr, getenv)
+	}
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -134,12 +143,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 	meta := ociimage.Meta{Version: version, Revision: rev.Full, Source: o.source}
-	if s := getenv("SOURCE_DATE_EPOCH"); s != "" {
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-		}
-		meta.Created = time.Unix(sec, 0)
+	if meta.Created, err = sourceDateEpoch(getenv); err != nil {
+		return err
 	}
 
 	// Where the images go.
@@ -287,3 +292,85 @@ func platformOf(d v1.Descriptor) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// sourceDateEpoch is the images' timestamp from SOURCE_DATE_EPOCH (zero, i.e. the epoch, if unset).
+func sourceDateEpoch(getenv func(string) string) (time.Time, error) {
+	s := getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
+	}
+	return time.Unix(sec, 0), nil
+}
+
+// runSingle is `imagebuild single`: one static binary -> a single-layer OCI archive at --out.
+func runSingle(args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("imagebuild single", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ref := fs.String("ref", "", "full image `reference` the archive names, e.g. registry.k8s.io/pause:3.10")
+	bin := fs.String("bin", "", "static binary; becomes /<basename> and the entrypoint")
+	out := fs.String("out", "", "OCI archive to write (a tar of an OCI image layout)")
+	// The binary is usually built by `go build` on this machine for this machine.
+	platform := fs.String("platform", "linux/"+runtime.GOARCH, "the binary's `os/arch`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("single: unexpected arguments %q", fs.Args())
+	case *ref == "" || *bin == "" || *out == "":
+		return errors.New("single: give --ref, --bin and --out")
+	}
+	plats, err := ociimage.ParsePlatforms(*platform)
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	if len(plats) != 1 {
+		return fmt.Errorf("single: --platform %q: want one platform", *platform)
+	}
+	created, err := sourceDateEpoch(getenv)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(*bin)
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	img, err := ociimage.SingleBinaryImage(filepath.Base(*bin), data, plats[0], ociimage.Meta{Created: created})
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	if err := writeFileAtomically(*out, func(w io.Writer) error { return ociimage.WriteArchive(w, *ref, img) }); err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "wrote %s (%s, %s) to %s\n", *ref, d, ociimage.PlatformString(plats[0]), *out)
+	return nil
+}
+
+// writeFileAtomically writes path through a temporary file in the same directory: a cache that
+// trusts an existing non-empty file (e2e/run.sh's pause.tar) never finds half of one.
+func writeFileAtomically(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, there is nothing left to remove
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -11,8 +11,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/imagebuild/imagetest"
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
@@ -158,5 +160,57 @@ func TestImagesArgumentErrors(t *testing.T) {
 	err := run(context.Background(), append(tinyArgs(t, "--oci-layout", t.TempDir()), "--chart", chart), &stdout, &stderr, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "has no appVersion") {
 		t.Errorf("chart without appVersion: %v", err)
+	}
+}
+
+// `imagebuild single`, as e2e/run.sh calls it for the pause image: the archive appears at --out
+// (written through a temporary file) and nothing else is left in its directory.
+func TestSingleWritesImportableArchive(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pause")
+	binary := []byte("\x7fELF stand-in")
+	require.NoError(t, os.WriteFile(bin, binary, 0o755))
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "pause.tar")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"single", "--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "linux/arm64"},
+		&stdout, &stderr, env(nil))
+	require.NoError(t, err, stderr.String())
+	require.Empty(t, stdout.String())
+	require.Contains(t, stderr.String(), "wrote registry.k8s.io/pause:3.10 (sha256:")
+	archive, err := os.ReadFile(out)
+	require.NoError(t, err)
+	imagetest.CheckSingleBinaryArchive(t, archive, "registry.k8s.io/pause:3.10", "pause", binary, v1.Platform{OS: "linux", Architecture: "arm64"})
+	left, err := os.ReadDir(outDir)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "temporary files left beside the archive")
+}
+
+func TestSingleArgumentErrors(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pause")
+	require.NoError(t, os.WriteFile(bin, []byte("x"), 0o755))
+	out := filepath.Join(t.TempDir(), "pause.tar")
+	for _, c := range []struct {
+		test string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no ref", []string{"--bin", bin, "--out", out}, nil, "give --ref, --bin and --out"},
+		{"no out", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin}, nil, "give --ref, --bin and --out"},
+		{"positional", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "extra"}, nil, "unexpected arguments"},
+		{"missing binary", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin + ".missing", "--out", out}, nil, "no such file"},
+		{"two platforms", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "linux/amd64,linux/arm64"}, nil, "want one platform"},
+		{"windows", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "windows/amd64"}, nil, "only linux"},
+		{"bad ref", []string{"--ref", "registry.k8s.io/Pause", "--bin", bin, "--out", out}, nil, "image reference"},
+		{"no out dir", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", filepath.Join(out, "missing", "pause.tar")}, nil, "no such file"},
+		{"bad SOURCE_DATE_EPOCH", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out}, map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, "SOURCE_DATE_EPOCH"},
+	} {
+		t.Run(c.test, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"single"}, c.args...), &stdout, &stderr, env(c.env))
+			require.ErrorContains(t, err, c.want)
+			require.NoFileExists(t, out)
+		})
 	}
 }
