@@ -1,7 +1,8 @@
 // Package ociimage builds the keda-demo container images without Docker: it cross-compiles the Go
 // programs, lays them FROM scratch next to a CA bundle and passwd/group entries for user 65532,
 // assembles a linux/amd64 + linux/arm64 OCI index, writes it to an OCI layout and pushes it with
-// go-containerregistry.
+// go-containerregistry. It also writes the image of a single static binary as an OCI archive
+// (the e2e cluster's pause image, SingleBinaryImage and WriteArchive).
 //
 // app/Dockerfile and processor/Dockerfile (the Docker backend) produce the same file list and
 // config; TestDockerfilesMatch keeps the two in step.

@@ -49,7 +49,7 @@ func WriteArchive(w io.Writer, ref string, img v1.Image) error {
 	}
 	dir, err := os.MkdirTemp("", "imagebuild-archive-")
 	if err != nil {
-		return err
+		return fmt.Errorf("OCI layout for %s: %w", ref, err)
 	}
 	defer os.RemoveAll(dir)
 	p, err := layout.Write(dir, empty.Index)

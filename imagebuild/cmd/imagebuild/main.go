@@ -333,7 +333,7 @@ func runSingle(args []string, stderr io.Writer, getenv func(string) string) erro
 	}
 	created, err := sourceDateEpoch(getenv)
 	if err != nil {
-		return err
+		return fmt.Errorf("single: %w", err)
 	}
 	data, err := os.ReadFile(*bin)
 	if err != nil {
@@ -348,7 +348,7 @@ func runSingle(args []string, stderr io.Writer, getenv func(string) string) erro
 	}
 	d, err := img.Digest()
 	if err != nil {
-		return err
+		return fmt.Errorf("single: digest of %s: %w", *ref, err)
 	}
 	fmt.Fprintf(stderr, "wrote %s (%s, %s) to %s\n", *ref, d, ociimage.PlatformString(plats[0]), *out)
 	return nil
