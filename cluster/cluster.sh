@@ -304,7 +304,7 @@ build() { # what is missing, into $CACHE; says first what a cold build costs
   if [ ! -s "$PAUSE_TAR" ]; then
     local tmp; tmp=$(mktemp -d); mkdir -p "$(dirname "$PAUSE_TAR")"
     (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/pause" ./e2e/pause &&
-      go run ./e2e/ociimage -ref registry.k8s.io/pause:3.10 -bin "$tmp/pause" -out "$PAUSE_TAR")
+      go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin "$tmp/pause" --out "$PAUSE_TAR")
     rm -rf "$tmp"
   fi
   phase "components built"

@@ -18,11 +18,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 )
 
 // FileList is every path in p's image ("/" suffix for directories), the same for both backends.
-func FileList(p image.Program) []string {
+func FileList(p ociimage.Program) []string {
 	return []string{
 		"/etc/", "/etc/group", "/etc/passwd", "/etc/ssl/", "/etc/ssl/certs/", "/etc/ssl/certs/ca-certificates.crt",
 		"/usr/", "/usr/local/", "/usr/local/bin/", "/usr/local/bin/" + p.Name,
@@ -31,7 +31,7 @@ func FileList(p image.Program) []string {
 
 // CheckIndex checks idx (p's index labelled with m) on the given platforms. caBundle is the
 // expected /etc/ssl/certs/ca-certificates.crt. Pulled indexes are read in full.
-func CheckIndex(t testing.TB, idx v1.ImageIndex, p image.Program, m image.Meta, platforms []v1.Platform, caBundle []byte) {
+func CheckIndex(t testing.TB, idx v1.ImageIndex, p ociimage.Program, m ociimage.Meta, platforms []v1.Platform, caBundle []byte) {
 	t.Helper()
 	mt, err := idx.MediaType()
 	if err != nil {
@@ -50,14 +50,14 @@ func CheckIndex(t testing.TB, idx v1.ImageIndex, p image.Program, m image.Meta, 
 	}
 	var got, want []string
 	for _, pl := range platforms {
-		want = append(want, image.PlatformString(pl))
+		want = append(want, ociimage.PlatformString(pl))
 	}
 	for _, d := range im.Manifests {
 		if d.Platform == nil {
 			t.Errorf("%s: manifest %s without platform", p.Name, d.Digest)
 			continue
 		}
-		got = append(got, image.PlatformString(*d.Platform))
+		got = append(got, ociimage.PlatformString(*d.Platform))
 		img, err := idx.Image(d.Digest)
 		if err != nil {
 			t.Fatal(err)
@@ -71,9 +71,9 @@ func CheckIndex(t testing.TB, idx v1.ImageIndex, p image.Program, m image.Meta, 
 	}
 }
 
-func checkImage(t testing.TB, img v1.Image, p image.Program, m image.Meta, plat v1.Platform, caBundle []byte) {
+func checkImage(t testing.TB, img v1.Image, p ociimage.Program, m ociimage.Meta, plat v1.Platform, caBundle []byte) {
 	t.Helper()
-	where := p.Name + " " + image.PlatformString(plat)
+	where := p.Name + " " + ociimage.PlatformString(plat)
 	if mt, _ := img.MediaType(); mt != types.OCIManifestSchema1 {
 		t.Errorf("%s: manifest media type %s", where, mt)
 	}
@@ -91,7 +91,7 @@ func checkImage(t testing.TB, img v1.Image, p image.Program, m image.Meta, plat 
 	if c.User != "65532:65532" || c.WorkingDir != "/" {
 		t.Errorf("%s: user %q workdir %q, want 65532:65532 and /", where, c.User, c.WorkingDir)
 	}
-	if !slices.Equal(c.Env, []string{image.DefaultEnvPath}) {
+	if !slices.Equal(c.Env, []string{ociimage.DefaultEnvPath}) {
 		t.Errorf("%s: env %q", where, c.Env)
 	}
 	var ports []string
@@ -105,7 +105,7 @@ func checkImage(t testing.TB, img v1.Image, p image.Program, m image.Meta, plat 
 	if !maps.Equal(c.Labels, m.Labels(p)) {
 		t.Errorf("%s: labels %v, want %v", where, c.Labels, m.Labels(p))
 	}
-	for _, k := range []string{image.LabelSource, image.LabelRevision, image.LabelVersion, image.LabelTitle} {
+	for _, k := range []string{ociimage.LabelSource, ociimage.LabelRevision, ociimage.LabelVersion, ociimage.LabelTitle} {
 		if c.Labels[k] == "" {
 			t.Errorf("%s: label %s empty", where, k)
 		}
@@ -163,7 +163,7 @@ func checkImage(t testing.TB, img v1.Image, p image.Program, m image.Meta, plat 
 	if want := FileList(p); !slices.Equal(names, want) {
 		t.Errorf("%s: files\n%q\nwant\n%q", where, names, want)
 	}
-	if string(files["/etc/passwd"]) != image.Passwd || string(files["/etc/group"]) != image.Group {
+	if string(files["/etc/passwd"]) != ociimage.Passwd || string(files["/etc/group"]) != ociimage.Group {
 		t.Errorf("%s: passwd/group:\n%s\n%s", where, files["/etc/passwd"], files["/etc/group"])
 	}
 	if !bytes.Equal(files["/etc/ssl/certs/ca-certificates.crt"], caBundle) {
@@ -204,7 +204,7 @@ func CheckStaticELF(t testing.TB, where string, bin []byte, goarch string) {
 // HostCABundle reads the CA bundle the images are built with, failing the test if missing.
 func HostCABundle(t testing.TB) []byte {
 	t.Helper()
-	b, err := os.ReadFile(image.HostCABundle)
+	b, err := os.ReadFile(ociimage.HostCABundle)
 	if err != nil {
 		t.Fatalf("%v (install Debian's ca-certificates package)", err)
 	}

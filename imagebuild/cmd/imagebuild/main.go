@@ -11,6 +11,11 @@
 //
 // Progress goes to stderr. Stdout gets one line: the helm --set arguments that install exactly
 // the pushed images, e.g. `helm upgrade --install keda-demo ./ $(go run ./imagebuild/cmd/imagebuild ...)`.
+//
+// `imagebuild single` writes the image of one static binary as an OCI archive (a tar that
+// `ctr images import` takes); the e2e cluster's pod sandbox image is made so:
+//
+//	go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin ./pause --out pause.tar
 package main
 
 import (
@@ -23,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +36,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 )
 
 func main() {
@@ -62,10 +68,10 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.chart, "chart", "", "Chart.yaml to read appVersion from (default <root>/Chart.yaml)")
 	fs.StringVar(&o.root, "root", "", "repository root, where go build runs (default: the directory of go.work)")
 	fs.StringVar(&o.revision, "revision", "", "git commit for the labels and tag (default: git rev-parse HEAD)")
-	fs.StringVar(&o.source, "source", image.DefaultSource, "org.opencontainers.image.source label")
-	fs.StringVar(&o.caBundle, "ca-bundle", image.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
-	fs.StringVar(&o.appPkg, "app-package", image.DefaultPrograms()[0].Package, "main package of the app image")
-	fs.StringVar(&o.processorPkg, "processor-package", image.DefaultPrograms()[1].Package, "main package of the processor image")
+	fs.StringVar(&o.source, "source", ociimage.DefaultSource, "org.opencontainers.image.source label")
+	fs.StringVar(&o.caBundle, "ca-bundle", ociimage.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
+	fs.StringVar(&o.appPkg, "app-package", ociimage.DefaultPrograms()[0].Package, "main package of the app image")
+	fs.StringVar(&o.processorPkg, "processor-package", ociimage.DefaultPrograms()[1].Package, "main package of the processor image")
 	fs.BoolVar(&o.insecure, "insecure", false, "talk plain HTTP to the registry (loopback and private addresses already do)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -95,6 +101,9 @@ func repoRoot(ctx context.Context) (string, error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) > 0 && args[0] == "single" {
+		return runSingle(args[1:], stderr, getenv)
+	}
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -107,51 +116,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if o.chart == "" {
 		o.chart = filepath.Join(o.root, "Chart.yaml")
 	}
-	plats, err := image.ParsePlatforms(o.platforms)
+	plats, err := ociimage.ParsePlatforms(o.platforms)
 	if err != nil {
 		return err
 	}
-	programs := image.DefaultPrograms()
+	programs := ociimage.DefaultPrograms()
 	programs[0].Package, programs[1].Package = o.appPkg, o.processorPkg
 
 	version := o.tag
 	if version == "" {
-		if version, err = image.ReadAppVersion(o.chart); err != nil {
+		if version, err = ociimage.ReadAppVersion(o.chart); err != nil {
 			return err
 		}
 	}
-	var rev image.Revision
+	var rev ociimage.Revision
 	if o.revision != "" {
-		rev, err = image.RevisionFromString(o.revision)
+		rev, err = ociimage.RevisionFromString(o.revision)
 	} else {
-		rev, err = image.GitRevision(ctx, o.root)
+		rev, err = ociimage.GitRevision(ctx, o.root)
 	}
 	if err != nil {
 		return err
 	}
-	tags, err := image.Tags(version, rev)
+	tags, err := ociimage.Tags(version, rev)
 	if err != nil {
 		return err
 	}
-	meta := image.Meta{Version: version, Revision: rev.Full, Source: o.source}
-	if s := getenv("SOURCE_DATE_EPOCH"); s != "" {
-		sec, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
-		}
-		meta.Created = time.Unix(sec, 0)
+	meta := ociimage.Meta{Version: version, Revision: rev.Full, Source: o.source}
+	if meta.Created, err = sourceDateEpoch(getenv); err != nil {
+		return err
 	}
 
 	// Where the images go.
 	repos := make([]name.Repository, len(programs))
-	var creds image.Credentials
+	var creds ociimage.Credentials
 	if o.registry != "" {
 		for i, p := range programs {
-			if repos[i], err = image.Repository(o.registry, p, o.insecure); err != nil {
+			if repos[i], err = ociimage.Repository(o.registry, p, o.insecure); err != nil {
 				return err
 			}
 		}
-		if creds, err = image.CredentialsFromEnv(getenv); err != nil {
+		if creds, err = ociimage.CredentialsFromEnv(getenv); err != nil {
 			return err
 		}
 	}
@@ -160,7 +165,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if backend == "auto" {
 		backend = "go"
 		if o.registry != "" && o.layoutDir == "" && !creds.FromEnv {
-			if why := image.DockerAvailable(ctx); why == nil {
+			if why := ociimage.DockerAvailable(ctx); why == nil {
 				backend = "docker"
 			} else {
 				fmt.Fprintf(stderr, "backend: go (Docker backend not used: %v)\n", why)
@@ -174,11 +179,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		case o.layoutDir != "":
 			return errors.New("--oci-layout needs --backend go")
 		case creds.FromEnv:
-			return fmt.Errorf("the docker backend pushes with your docker login; unset %s/%s or use --backend go", image.EnvUsername, image.EnvPassword)
+			return fmt.Errorf("the docker backend pushes with your docker login; unset %s/%s or use --backend go", ociimage.EnvUsername, ociimage.EnvPassword)
 		}
 	}
 
-	pusher := image.Pusher{Creds: creds}
+	pusher := ociimage.Pusher{Creds: creds}
 	if o.registry != "" {
 		start := time.Now()
 		if err := pusher.CheckPush(ctx, repos...); err != nil {
@@ -187,18 +192,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		fmt.Fprintf(stderr, "credentials from %s may push to %s (checked in %s)\n", creds.Source, strings.TrimSuffix(o.registry, "/"), time.Since(start).Round(time.Millisecond))
 	}
 
-	var pushed []image.Pushed
+	var pushed []ociimage.Pushed
 	if backend == "docker" {
 		fmt.Fprintln(stderr, "backend: docker buildx")
 		for i, p := range programs {
 			start := time.Now()
 			refs := tagRefs(repos[i], tags)
-			d, err := image.DockerPush(ctx, o.root, p, plats, refs, meta, stderr)
+			d, err := ociimage.DockerPush(ctx, o.root, p, plats, refs, meta, stderr)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
-			pushed = append(pushed, image.Pushed{Program: p, Tag: tags[len(tags)-1], Digest: d})
+			pushed = append(pushed, ociimage.Pushed{Program: p, Tag: tags[len(tags)-1], Digest: d})
 		}
 	} else {
 		work, err := os.MkdirTemp("", "imagebuild-")
@@ -207,7 +212,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer os.RemoveAll(work)
 		start := time.Now()
-		built, err := image.Build(ctx, image.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
+		built, err := ociimage.Build(ctx, ociimage.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
 		if err != nil {
 			return err
 		}
@@ -225,7 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 				if o.registry != "" {
 					ref = repos[i].Tag(tags[0]).String()
 				}
-				if err := image.WriteLayout(o.layoutDir, ref, b.Index); err != nil {
+				if err := ociimage.WriteLayout(o.layoutDir, ref, b.Index); err != nil {
 					return err
 				}
 				fmt.Fprintf(stderr, "wrote %s (%s) to OCI layout %s\n", ref, d, o.layoutDir)
@@ -237,12 +242,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 				}
 				fmt.Fprintf(stderr, "pushed %s@%s as %s in %s\n", repos[i], d, strings.Join(tags, ", "), time.Since(start).Round(time.Millisecond))
 			}
-			pushed = append(pushed, image.Pushed{Program: b.Program, Tag: tags[len(tags)-1], Digest: d})
+			pushed = append(pushed, ociimage.Pushed{Program: b.Program, Tag: tags[len(tags)-1], Digest: d})
 		}
 	}
 	if o.registry != "" {
 		fmt.Fprintln(stderr, "install these images with:")
-		fmt.Fprintln(stdout, image.HelmArgs(o.registry, pushed))
+		fmt.Fprintln(stdout, ociimage.HelmArgs(o.registry, pushed))
 	}
 	return nil
 }
@@ -256,7 +261,7 @@ func tagRefs(repo name.Repository, tags []string) []name.Tag {
 }
 
 // describe prints each platform image's compressed size (config + layers, as pulled).
-func describe(w io.Writer, b image.Built) error {
+func describe(w io.Writer, b ociimage.Built) error {
 	im, err := b.Index.IndexManifest()
 	if err != nil {
 		return err
@@ -283,7 +288,89 @@ func platformOf(d v1.Descriptor) string {
 	if d.Platform == nil {
 		return "?"
 	}
-	return image.PlatformString(*d.Platform)
+	return ociimage.PlatformString(*d.Platform)
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.2f MiB", float64(n)/(1<<20)) }
+
+// sourceDateEpoch is the images' timestamp from SOURCE_DATE_EPOCH (zero, i.e. the epoch, if unset).
+func sourceDateEpoch(getenv func(string) string) (time.Time, error) {
+	s := getenv("SOURCE_DATE_EPOCH")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: %w", s, err)
+	}
+	return time.Unix(sec, 0), nil
+}
+
+// runSingle is `imagebuild single`: one static binary -> a single-layer OCI archive at --out.
+func runSingle(args []string, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("imagebuild single", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ref := fs.String("ref", "", "full image `reference` the archive names, e.g. registry.k8s.io/pause:3.10")
+	bin := fs.String("bin", "", "static binary; becomes /<basename> and the entrypoint")
+	out := fs.String("out", "", "OCI archive to write (a tar of an OCI image layout)")
+	// The binary is usually built by `go build` on this machine for this machine.
+	platform := fs.String("platform", "linux/"+runtime.GOARCH, "the binary's `os/arch`")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("single: unexpected arguments %q", fs.Args())
+	case *ref == "" || *bin == "" || *out == "":
+		return errors.New("single: give --ref, --bin and --out")
+	}
+	plats, err := ociimage.ParsePlatforms(*platform)
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	if len(plats) != 1 {
+		return fmt.Errorf("single: --platform %q: want one platform", *platform)
+	}
+	created, err := sourceDateEpoch(getenv)
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	data, err := os.ReadFile(*bin)
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	img, err := ociimage.SingleBinaryImage(filepath.Base(*bin), data, plats[0], ociimage.Meta{Created: created})
+	if err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	if err := writeFileAtomically(*out, func(w io.Writer) error { return ociimage.WriteArchive(w, *ref, img) }); err != nil {
+		return fmt.Errorf("single: %w", err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return fmt.Errorf("single: digest of %s: %w", *ref, err)
+	}
+	fmt.Fprintf(stderr, "wrote %s (%s, %s) to %s\n", *ref, d, ociimage.PlatformString(plats[0]), *out)
+	return nil
+}
+
+// writeFileAtomically writes path through a temporary file in the same directory: a cache that
+// trusts an existing non-empty file (e2e/run.sh's pause.tar) never finds half of one.
+func writeFileAtomically(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // after the rename, there is nothing left to remove
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -11,22 +11,24 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
 	"github.com/keda-demo/keda-demo/imagebuild/imagetest"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
 )
 
 const revision = "89abcdef0123456789abcdef0123456789abcdef"
 
-// tinyArgs point the command at the stand-in mains of ../../image/testdata/tiny and a Chart.yaml
+// tinyArgs point the command at the stand-in mains of ../../ociimage/testdata/tiny and a Chart.yaml
 // saying appVersion 0.1.0, so the test depends neither on the real programs nor on git.
 func tinyArgs(t *testing.T, extra ...string) []string {
 	t.Helper()
 	t.Setenv("GOWORK", "off")
-	root, err := filepath.Abs("../../image/testdata/tiny")
+	root, err := filepath.Abs("../../ociimage/testdata/tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +50,7 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 	oci := filepath.Join(t.TempDir(), "oci")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), tinyArgs(t, "--registry", registry, "--oci-layout", oci), &stdout, &stderr,
-		env(map[string]string{image.EnvUsername: r.Username, image.EnvPassword: r.Password}))
+		env(map[string]string{ociimage.EnvUsername: r.Username, ociimage.EnvPassword: r.Password}))
 	t.Logf("stderr:\n%s", stderr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +60,10 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 	}
 
 	auth := remote.WithAuth(&authn.Basic{Username: r.Username, Password: r.Password})
-	var pushed []image.Pushed
+	var pushed []ociimage.Pushed
 	ca := imagetest.HostCABundle(t)
-	meta := image.Meta{Version: "0.1.0", Revision: revision, Source: image.DefaultSource}
-	for _, p := range image.DefaultPrograms() {
+	meta := ociimage.Meta{Version: "0.1.0", Revision: revision, Source: ociimage.DefaultSource}
+	for _, p := range ociimage.DefaultPrograms() {
 		repo := registry + "/" + p.Repository
 		tags := r.Tags(t, repo)
 		slices.Sort(tags)
@@ -76,11 +78,11 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		imagetest.CheckIndex(t, idx, p, meta, image.DefaultPlatforms(), ca)
+		imagetest.CheckIndex(t, idx, p, meta, ociimage.DefaultPlatforms(), ca)
 		d, _ := idx.Digest()
-		pushed = append(pushed, image.Pushed{Program: p, Tag: "0.1.0-89abcde", Digest: d})
+		pushed = append(pushed, ociimage.Pushed{Program: p, Tag: "0.1.0-89abcde", Digest: d})
 	}
-	want := image.HelmArgs(registry, pushed) + "\n"
+	want := ociimage.HelmArgs(registry, pushed) + "\n"
 	if stdout.String() != want {
 		t.Errorf("stdout:\n%s\nwant\n%s", stdout.String(), want)
 	}
@@ -99,7 +101,7 @@ func TestImagesPushesAndPrintsHelmArgs(t *testing.T) {
 		t.Fatalf("layout has %d entries", len(im.Manifests))
 	}
 	for i, d := range im.Manifests {
-		if d.Digest != pushed[i].Digest || d.Annotations[image.RefNameAnnotation] != registry+"/"+pushed[i].Program.Repository+":0.1.0" {
+		if d.Digest != pushed[i].Digest || d.Annotations[ociimage.RefNameAnnotation] != registry+"/"+pushed[i].Program.Repository+":0.1.0" {
 			t.Errorf("layout entry %d: %s %v", i, d.Digest, d.Annotations)
 		}
 	}
@@ -110,7 +112,7 @@ func TestImagesWrongPasswordBuildsAndPushesNothing(t *testing.T) {
 	const wrong = "wrong-password-17a2"
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), tinyArgs(t, "--registry", r.Host+"/team"), &stdout, &stderr,
-		env(map[string]string{image.EnvUsername: r.Username, image.EnvPassword: wrong}))
+		env(map[string]string{ociimage.EnvUsername: r.Username, ociimage.EnvPassword: wrong}))
 	if err == nil {
 		t.Fatal("a wrong password was accepted")
 	}
@@ -141,8 +143,8 @@ func TestImagesArgumentErrors(t *testing.T) {
 		{nil, nil, "REGISTRY is empty"},
 		{[]string{"--registry", "r.example.com/team", "--tag", "latest"}, nil, "never pushes latest"},
 		{[]string{"--registry", "https://r.example.com"}, nil, "without a scheme"},
-		{[]string{"--registry", "r.example.com", "--backend", "docker"}, map[string]string{image.EnvUsername: "u", image.EnvPassword: "p"}, "docker login"},
-		{[]string{"--registry", "r.example.com"}, map[string]string{image.EnvUsername: "u"}, "set both"},
+		{[]string{"--registry", "r.example.com", "--backend", "docker"}, map[string]string{ociimage.EnvUsername: "u", ociimage.EnvPassword: "p"}, "docker login"},
+		{[]string{"--registry", "r.example.com"}, map[string]string{ociimage.EnvUsername: "u"}, "set both"},
 		{[]string{"--oci-layout", "x", "--platforms", "windows/amd64"}, nil, "only linux"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -158,5 +160,57 @@ func TestImagesArgumentErrors(t *testing.T) {
 	err := run(context.Background(), append(tinyArgs(t, "--oci-layout", t.TempDir()), "--chart", chart), &stdout, &stderr, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "has no appVersion") {
 		t.Errorf("chart without appVersion: %v", err)
+	}
+}
+
+// `imagebuild single`, as e2e/run.sh calls it for the pause image: the archive appears at --out
+// (written through a temporary file) and nothing else is left in its directory.
+func TestSingleWritesImportableArchive(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "pause")
+	binary := []byte("\x7fELF stand-in")
+	require.NoError(t, os.WriteFile(bin, binary, 0o755))
+	outDir := t.TempDir()
+	out := filepath.Join(outDir, "pause.tar")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"single", "--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "linux/arm64"},
+		&stdout, &stderr, env(nil))
+	require.NoError(t, err, stderr.String())
+	require.Empty(t, stdout.String())
+	require.Contains(t, stderr.String(), "wrote registry.k8s.io/pause:3.10 (sha256:")
+	archive, err := os.ReadFile(out)
+	require.NoError(t, err)
+	imagetest.CheckSingleBinaryArchive(t, archive, "registry.k8s.io/pause:3.10", "pause", binary, v1.Platform{OS: "linux", Architecture: "arm64"})
+	left, err := os.ReadDir(outDir)
+	require.NoError(t, err)
+	require.Len(t, left, 1, "temporary files left beside the archive")
+}
+
+func TestSingleArgumentErrors(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pause")
+	require.NoError(t, os.WriteFile(bin, []byte("x"), 0o755))
+	out := filepath.Join(t.TempDir(), "pause.tar")
+	for _, c := range []struct {
+		test string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no ref", []string{"--bin", bin, "--out", out}, nil, "give --ref, --bin and --out"},
+		{"no out", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin}, nil, "give --ref, --bin and --out"},
+		{"positional", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "extra"}, nil, "unexpected arguments"},
+		{"missing binary", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin + ".missing", "--out", out}, nil, "no such file"},
+		{"two platforms", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "linux/amd64,linux/arm64"}, nil, "want one platform"},
+		{"windows", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out, "--platform", "windows/amd64"}, nil, "only linux"},
+		{"bad ref", []string{"--ref", "registry.k8s.io/Pause", "--bin", bin, "--out", out}, nil, "image reference"},
+		{"no out dir", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", filepath.Join(out, "missing", "pause.tar")}, nil, "no such file"},
+		{"bad SOURCE_DATE_EPOCH", []string{"--ref", "registry.k8s.io/pause:3.10", "--bin", bin, "--out", out}, map[string]string{"SOURCE_DATE_EPOCH": "yesterday"}, "SOURCE_DATE_EPOCH"},
+	} {
+		t.Run(c.test, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"single"}, c.args...), &stdout, &stderr, env(c.env))
+			require.ErrorContains(t, err, c.want)
+			require.NoFileExists(t, out)
+		})
 	}
 }

@@ -1,4 +1,4 @@
-package image_test
+package ociimage_test
 
 import (
 	"context"
@@ -19,17 +19,17 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/keda-demo/keda-demo/imagebuild/image"
 	"github.com/keda-demo/keda-demo/imagebuild/imagetest"
+	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
 )
 
-var testMeta = image.Meta{Version: "0.1.0", Revision: "0123456789abcdef0123456789abcdef01234567", Source: image.DefaultSource}
+var testMeta = ociimage.Meta{Version: "0.1.0", Revision: "0123456789abcdef0123456789abcdef01234567", Source: ociimage.DefaultSource}
 
 // tinyPrograms are the two images built from small stand-in mains (testdata/tiny), so that
 // these tests do not depend on the real programs; TestRealImages builds those.
-func tinyPrograms() []image.Program {
-	ps := image.DefaultPrograms()
+func tinyPrograms() []ociimage.Program {
+	ps := ociimage.DefaultPrograms()
 	ps[0].Package = "example.com/tiny/cmd/app"
 	ps[1].Package = "example.com/tiny/cmd/processor"
 	return ps
@@ -38,7 +38,7 @@ func tinyPrograms() []image.Program {
 var (
 	workDir   string
 	tinyOnce  sync.Once
-	tinyBuilt []image.Built
+	tinyBuilt []ociimage.Built
 	tinyErr   error
 )
 
@@ -52,19 +52,19 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func buildTiny(t *testing.T, sub string) ([]image.Built, error) {
+func buildTiny(t *testing.T, sub string) ([]ociimage.Built, error) {
 	t.Helper()
 	dir, err := filepath.Abs("testdata/tiny")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return image.Build(context.Background(), image.BuildOptions{
+	return ociimage.Build(context.Background(), ociimage.BuildOptions{
 		Dir: dir, Programs: tinyPrograms(), Meta: testMeta, Env: []string{"GOWORK=off"}, Log: testLog{t},
 	}, filepath.Join(workDir, sub))
 }
 
 // tinyImages builds the stand-in images once for all tests.
-func tinyImages(t *testing.T) []image.Built {
+func tinyImages(t *testing.T) []ociimage.Built {
 	t.Helper()
 	tinyOnce.Do(func() {
 		start := time.Now()
@@ -89,7 +89,7 @@ func TestLayoutHoldsBothImages(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "oci")
 	for range 2 { // writing again replaces, not duplicates
 		for _, b := range built {
-			if err := image.WriteLayout(dir, b.Program.Repository+":0.1.0", b.Index); err != nil {
+			if err := ociimage.WriteLayout(dir, b.Program.Repository+":0.1.0", b.Index); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -112,7 +112,7 @@ func TestLayoutHoldsBothImages(t *testing.T) {
 	ca := imagetest.HostCABundle(t)
 	for i, b := range built {
 		d := im.Manifests[i]
-		if got, want := d.Annotations[image.RefNameAnnotation], b.Program.Repository+":0.1.0"; got != want {
+		if got, want := d.Annotations[ociimage.RefNameAnnotation], b.Program.Repository+":0.1.0"; got != want {
 			t.Errorf("ref name %q, want %q", got, want)
 		}
 		want, _ := b.Index.Digest()
@@ -123,7 +123,7 @@ func TestLayoutHoldsBothImages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		imagetest.CheckIndex(t, idx, b.Program, testMeta, image.DefaultPlatforms(), ca)
+		imagetest.CheckIndex(t, idx, b.Program, testMeta, ociimage.DefaultPlatforms(), ca)
 	}
 }
 
@@ -164,12 +164,12 @@ func TestBaseLayerShared(t *testing.T) {
 	}
 }
 
-func pushAll(t *testing.T, r *registrytest.Registry, creds image.Credentials, built []image.Built, tags []string) ([]v1.Hash, error) {
+func pushAll(t *testing.T, r *registrytest.Registry, creds ociimage.Credentials, built []ociimage.Built, tags []string) ([]v1.Hash, error) {
 	t.Helper()
-	p := image.Pusher{Creds: creds}
+	p := ociimage.Pusher{Creds: creds}
 	var repos []name.Repository
 	for _, b := range built {
-		repo, err := image.Repository(r.Host+"/team", b.Program, false)
+		repo, err := ociimage.Repository(r.Host+"/team", b.Program, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,10 +193,10 @@ func pushAll(t *testing.T, r *registrytest.Registry, creds image.Credentials, bu
 	return out, nil
 }
 
-func envCreds(t *testing.T, user, pass string) image.Credentials {
+func envCreds(t *testing.T, user, pass string) ociimage.Credentials {
 	t.Helper()
-	c, err := image.CredentialsFromEnv(func(k string) string {
-		return map[string]string{image.EnvUsername: user, image.EnvPassword: pass}[k]
+	c, err := ociimage.CredentialsFromEnv(func(k string) string {
+		return map[string]string{ociimage.EnvUsername: user, ociimage.EnvPassword: pass}[k]
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		imagetest.CheckIndex(t, pulled, b.Program, testMeta, image.DefaultPlatforms(), ca)
+		imagetest.CheckIndex(t, pulled, b.Program, testMeta, ociimage.DefaultPlatforms(), ca)
 	}
 }
 
@@ -263,7 +263,7 @@ func TestWrongPasswordPushesNothing(t *testing.T) {
 	built := tinyImages(t)
 	const wrong = "not-the-password-9f3c"
 	_, err := pushAll(t, r, envCreds(t, r.Username, wrong), built, []string{"0.1.0"})
-	if !errors.Is(err, image.ErrAuth) {
+	if !errors.Is(err, ociimage.ErrAuth) {
 		t.Fatalf("push with a wrong password: %v, want ErrAuth", err)
 	}
 	msg := err.Error()
@@ -277,8 +277,8 @@ func TestWrongPasswordPushesNothing(t *testing.T) {
 		t.Error("message shows the password")
 	}
 	// Push directly too (skipping the check): the registry still refuses every blob.
-	repo, _ := image.Repository(r.Host+"/team", built[0].Program, false)
-	if _, err := (image.Pusher{Creds: envCreds(t, r.Username, wrong)}).Push(context.Background(), built[0].Index, []name.Tag{repo.Tag("0.1.0")}); !errors.Is(err, image.ErrAuth) {
+	repo, _ := ociimage.Repository(r.Host+"/team", built[0].Program, false)
+	if _, err := (ociimage.Pusher{Creds: envCreds(t, r.Username, wrong)}).Push(context.Background(), built[0].Index, []name.Tag{repo.Tag("0.1.0")}); !errors.Is(err, ociimage.ErrAuth) {
 		t.Errorf("direct push with a wrong password: %v", err)
 	}
 	if got := r.Catalog(t); len(got) != 0 {
@@ -289,12 +289,12 @@ func TestWrongPasswordPushesNothing(t *testing.T) {
 func TestNoCredentialsFailsClearly(t *testing.T) {
 	r := registrytest.Start(t)
 	t.Setenv("DOCKER_CONFIG", t.TempDir()) // an empty Docker config: anonymous
-	creds, err := image.CredentialsFromEnv(func(string) string { return "" })
+	creds, err := ociimage.CredentialsFromEnv(func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = pushAll(t, r, creds, tinyImages(t), []string{"0.1.0"})
-	if !errors.Is(err, image.ErrAuth) || !strings.Contains(err.Error(), "docker login") {
+	if !errors.Is(err, ociimage.ErrAuth) || !strings.Contains(err.Error(), "docker login") {
 		t.Fatalf("anonymous push: %v", err)
 	}
 	if got := r.Catalog(t); len(got) != 0 {
@@ -312,7 +312,7 @@ func TestDockerConfigCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("DOCKER_CONFIG", dir)
-	creds, err := image.CredentialsFromEnv(func(string) string { return "" })
+	creds, err := ociimage.CredentialsFromEnv(func(string) string { return "" })
 	if err != nil || creds.FromEnv {
 		t.Fatalf("credentials: %+v %v", creds, err)
 	}
@@ -326,8 +326,8 @@ func TestDockerConfigCredentials(t *testing.T) {
 }
 
 func TestCredentialsFromEnvNeedsBoth(t *testing.T) {
-	_, err := image.CredentialsFromEnv(func(k string) string {
-		if k == image.EnvUsername {
+	_, err := ociimage.CredentialsFromEnv(func(k string) string {
+		if k == ociimage.EnvUsername {
 			return "someone"
 		}
 		return ""
@@ -343,8 +343,8 @@ func TestRealImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var programs []image.Program
-	for _, p := range image.DefaultPrograms() {
+	var programs []ociimage.Program
+	for _, p := range ociimage.DefaultPrograms() {
 		dir := strings.TrimPrefix(p.Package, "github.com/keda-demo/keda-demo/")
 		if m, _ := filepath.Glob(filepath.Join(root, dir, "*.go")); len(m) == 0 {
 			t.Logf("%s has no Go files yet: not built", dir)
@@ -356,14 +356,14 @@ func TestRealImages(t *testing.T) {
 		t.Skip("skipping: neither main package exists yet")
 	}
 	start := time.Now()
-	built, err := image.Build(context.Background(), image.BuildOptions{Dir: root, Programs: programs, Meta: testMeta, Log: testLog{t}}, filepath.Join(workDir, "real"))
+	built, err := ociimage.Build(context.Background(), ociimage.BuildOptions{Dir: root, Programs: programs, Meta: testMeta, Log: testLog{t}}, filepath.Join(workDir, "real"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("built the real images in %s", time.Since(start).Round(time.Millisecond))
 	ca := imagetest.HostCABundle(t)
 	for _, b := range built {
-		imagetest.CheckIndex(t, b.Index, b.Program, testMeta, image.DefaultPlatforms(), ca)
+		imagetest.CheckIndex(t, b.Index, b.Program, testMeta, ociimage.DefaultPlatforms(), ca)
 		im, _ := b.Index.IndexManifest()
 		for _, d := range im.Manifests {
 			img, _ := b.Index.Image(d.Digest)
@@ -372,7 +372,7 @@ func TestRealImages(t *testing.T) {
 			for _, l := range m.Layers {
 				size += l.Size
 			}
-			t.Logf("%s %s: %.2f MiB compressed", b.Program.Repository, image.PlatformString(*d.Platform), float64(size)/(1<<20))
+			t.Logf("%s %s: %.2f MiB compressed", b.Program.Repository, ociimage.PlatformString(*d.Platform), float64(size)/(1<<20))
 		}
 	}
 }
@@ -390,47 +390,47 @@ func TestReadAppVersion(t *testing.T) {
 		if err := os.WriteFile(f, []byte(c.chart), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, err := image.ReadAppVersion(f)
+		got, err := ociimage.ReadAppVersion(f)
 		if got != c.want || (err == nil) != (c.err == "") || (err != nil && !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%q: got %q, %v; want %q, %q", c.chart, got, err, c.want, c.err)
 		}
 	}
-	if _, err := image.ReadAppVersion(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "TAG=") {
+	if _, err := ociimage.ReadAppVersion(filepath.Join(dir, "missing.yaml")); err == nil || !strings.Contains(err.Error(), "TAG=") {
 		t.Errorf("missing chart: %v", err)
 	}
 }
 
 func TestTags(t *testing.T) {
-	rev := image.Revision{Full: "abcdef1234", Short: "abcdef1"}
-	got, err := image.Tags("0.1.0", rev)
+	rev := ociimage.Revision{Full: "abcdef1234", Short: "abcdef1"}
+	got, err := ociimage.Tags("0.1.0", rev)
 	if err != nil || !slices.Equal(got, []string{"0.1.0", "0.1.0-abcdef1"}) {
 		t.Errorf("Tags: %v %v", got, err)
 	}
 	rev.Dirty = true
-	if got, _ := image.Tags("0.1.0", rev); got[1] != "0.1.0-abcdef1-dirty" {
+	if got, _ := ociimage.Tags("0.1.0", rev); got[1] != "0.1.0-abcdef1-dirty" {
 		t.Errorf("dirty: %v", got)
 	}
 	for _, bad := range []string{"latest", "1.0.0+build", "-x", ""} {
-		if _, err := image.Tags(bad, rev); err == nil {
+		if _, err := ociimage.Tags(bad, rev); err == nil {
 			t.Errorf("tag %q accepted", bad)
 		}
 	}
 }
 
 func TestRepositoryAndHelmArgs(t *testing.T) {
-	ps := image.DefaultPrograms()
+	ps := ociimage.DefaultPrograms()
 	for _, bad := range []string{"https://r.example.com", "team", ""} {
-		if _, err := image.Repository(bad, ps[0], false); err == nil {
+		if _, err := ociimage.Repository(bad, ps[0], false); err == nil {
 			t.Errorf("registry %q accepted", bad)
 		}
 	}
-	repo, err := image.Repository("r.example.com/team/", ps[0], false)
+	repo, err := ociimage.Repository("r.example.com/team/", ps[0], false)
 	if err != nil || repo.Name() != "r.example.com/team/keda-demo-app" {
 		t.Errorf("repository %v %v", repo, err)
 	}
 	d1, _ := v1.NewHash("sha256:" + strings.Repeat("1", 64))
 	d2, _ := v1.NewHash("sha256:" + strings.Repeat("2", 64))
-	got := image.HelmArgs("r.example.com/team/", []image.Pushed{{Program: ps[0], Tag: "0.1.0-abc1234", Digest: d1}, {Program: ps[1], Tag: "0.1.0-abc1234", Digest: d2}})
+	got := ociimage.HelmArgs("r.example.com/team/", []ociimage.Pushed{{Program: ps[0], Tag: "0.1.0-abc1234", Digest: d1}, {Program: ps[1], Tag: "0.1.0-abc1234", Digest: d2}})
 	want := "--set global.kedaDemo.imageRegistry=r.example.com/team --set app.image.tag=0.1.0-abc1234 --set processor.image.tag=0.1.0-abc1234" +
 		" --set app.image.digest=" + d1.String() + " --set processor.image.digest=" + d2.String()
 	if got != want {
@@ -439,11 +439,11 @@ func TestRepositoryAndHelmArgs(t *testing.T) {
 }
 
 func TestDockerBuildArgs(t *testing.T) {
-	p := image.DefaultPrograms()[0]
-	repo, _ := image.Repository("r.example.com/team", p, false)
-	args := image.DockerBuildArgs("/src", p, image.DefaultPlatforms(), []name.Tag{repo.Tag("0.1.0"), repo.Tag("0.1.0-abc1234")}, testMeta, "/tmp/md.json")
+	p := ociimage.DefaultPrograms()[0]
+	repo, _ := ociimage.Repository("r.example.com/team", p, false)
+	args := ociimage.DockerBuildArgs("/src", p, ociimage.DefaultPlatforms(), []name.Tag{repo.Tag("0.1.0"), repo.Tag("0.1.0-abc1234")}, testMeta, "/tmp/md.json")
 	want := "buildx build --file /src/app/Dockerfile --platform linux/amd64,linux/arm64 --build-arg VERSION=0.1.0 --build-arg REVISION=" + testMeta.Revision +
-		" --build-arg SOURCE=" + image.DefaultSource + " --provenance=false --sbom=false --metadata-file /tmp/md.json --push" +
+		" --build-arg SOURCE=" + ociimage.DefaultSource + " --provenance=false --sbom=false --metadata-file /tmp/md.json --push" +
 		" --tag r.example.com/team/keda-demo-app:0.1.0 --tag r.example.com/team/keda-demo-app:0.1.0-abc1234 /src"
 	if got := strings.Join(args, " "); got != want {
 		t.Errorf("docker args:\n%s\nwant\n%s", got, want)
@@ -453,7 +453,7 @@ func TestDockerBuildArgs(t *testing.T) {
 // TestDockerfilesMatch keeps app/Dockerfile and processor/Dockerfile (the Docker backend, which
 // cannot run here: no engine) in step with the Go backend: same base, files, config and labels.
 func TestDockerfilesMatch(t *testing.T) {
-	for _, p := range image.DefaultPrograms() {
+	for _, p := range ociimage.DefaultPrograms() {
 		data, err := os.ReadFile(filepath.Join("..", "..", p.Name, "Dockerfile"))
 		if err != nil {
 			t.Fatal(err)
@@ -468,13 +468,13 @@ func TestDockerfilesMatch(t *testing.T) {
 			"FROM --platform=$BUILDPLATFORM golang:1.26 AS build",
 			"ARG TARGETOS TARGETARCH",
 			"FROM scratch",
-			"COPY --from=build " + image.HostCABundle + " " + image.CABundlePath,
+			"COPY --from=build " + ociimage.HostCABundle + " " + ociimage.CABundlePath,
 			"COPY --from=build /out/etc/passwd /out/etc/group /etc/",
 			"COPY --from=build /out/usr/local/bin/" + p.Name + " /usr/local/bin/" + p.Name,
-			"USER " + image.User,
+			"USER " + ociimage.User,
 			"WORKDIR /",
 			`ENTRYPOINT ["/usr/local/bin/` + p.Name + `"]`,
-			"ARG VERSION=dev REVISION=unknown SOURCE=" + image.DefaultSource,
+			"ARG VERSION=dev REVISION=unknown SOURCE=" + ociimage.DefaultSource,
 		} {
 			if !has(want) {
 				t.Errorf("%s/Dockerfile lacks %q", p.Name, want)
@@ -493,14 +493,14 @@ func TestDockerfilesMatch(t *testing.T) {
 			t.Errorf("%s/Dockerfile exposes %v, want %v", p.Name, exposed, p.ExposedPorts)
 		}
 		for k, v := range map[string]string{
-			image.LabelSource: "$SOURCE", image.LabelRevision: "$REVISION", image.LabelVersion: "$VERSION", image.LabelTitle: p.Repository,
+			ociimage.LabelSource: "$SOURCE", ociimage.LabelRevision: "$REVISION", ociimage.LabelVersion: "$VERSION", ociimage.LabelTitle: p.Repository,
 		} {
 			if !regexp.MustCompile(`(?m)(LABEL|^)\s+` + regexp.QuoteMeta(k+"="+v) + `(\s|$)`).MatchString(df) {
 				t.Errorf("%s/Dockerfile: no label %s=%s", p.Name, k, v)
 			}
 		}
 		// The passwd and group files are printf'd with the Go backend's exact bytes.
-		for file, want := range map[string]string{"passwd": image.Passwd, "group": image.Group} {
+		for file, want := range map[string]string{"passwd": ociimage.Passwd, "group": ociimage.Group} {
 			m := regexp.MustCompile(`printf '([^']*)' > /out/etc/` + file).FindStringSubmatch(df)
 			if m == nil {
 				t.Errorf("%s/Dockerfile: no printf of /etc/%s", p.Name, file)

@@ -1,11 +1,12 @@
-// Package image builds the keda-demo container images without Docker: it cross-compiles the Go
+// Package ociimage builds the keda-demo container images without Docker: it cross-compiles the Go
 // programs, lays them FROM scratch next to a CA bundle and passwd/group entries for user 65532,
 // assembles a linux/amd64 + linux/arm64 OCI index, writes it to an OCI layout and pushes it with
-// go-containerregistry.
+// go-containerregistry. It also writes the image of a single static binary as an OCI archive
+// (the e2e cluster's pause image, SingleBinaryImage and WriteArchive).
 //
 // app/Dockerfile and processor/Dockerfile (the Docker backend) produce the same file list and
 // config; TestDockerfilesMatch keeps the two in step.
-package image
+package ociimage
 
 import (
 	"archive/tar"
@@ -122,24 +123,30 @@ type file struct {
 	data []byte
 }
 
-// layer builds a gzip-compressed, reproducible tar layer (root-owned entries, fixed mtime) and
-// compresses it once: go-containerregistry uses already-compressed input as is.
-func layer(files []file, mtime time.Time) (v1.Layer, error) {
-	var tbuf bytes.Buffer
-	tw := tar.NewWriter(&tbuf)
+// writeTar writes files as a reproducible tar: root-owned entries, all with the same mtime, in
+// the given order.
+func writeTar(w io.Writer, files []file, mtime time.Time) error {
+	tw := tar.NewWriter(w)
 	for _, f := range files {
 		h := &tar.Header{Name: f.name, Mode: f.mode, ModTime: mtime, Typeflag: tar.TypeReg, Size: int64(len(f.data))}
 		if f.name[len(f.name)-1] == '/' {
 			h.Typeflag, h.Size = tar.TypeDir, 0
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
+			return fmt.Errorf("tar header of %s: %w", f.name, err)
 		}
 		if _, err := tw.Write(f.data); err != nil {
-			return nil, err
+			return fmt.Errorf("tar entry %s: %w", f.name, err)
 		}
 	}
-	if err := tw.Close(); err != nil {
+	return tw.Close()
+}
+
+// layer builds a gzip-compressed, reproducible tar layer and compresses it once:
+// go-containerregistry uses already-compressed input as is.
+func layer(files []file, mtime time.Time) (v1.Layer, error) {
+	var tbuf bytes.Buffer
+	if err := writeTar(&tbuf, files, mtime); err != nil {
 		return nil, err
 	}
 	var gbuf bytes.Buffer
@@ -195,31 +202,37 @@ func Image(p Program, plat v1.Platform, base, bin v1.Layer, m Meta) (v1.Image, e
 		ports = nil
 	}
 	created := v1.Time{Time: m.created()}
-	cfg := &v1.ConfigFile{
-		Architecture: plat.Architecture,
-		OS:           plat.OS,
-		Variant:      plat.Variant,
-		Created:      created,
-		Config: v1.Config{
-			Entrypoint:   p.Entrypoint(),
-			Env:          []string{DefaultEnvPath},
-			User:         User,
-			WorkingDir:   "/",
-			ExposedPorts: ports,
-			Labels:       m.Labels(p),
-		},
-		RootFS: v1.RootFS{Type: "layers"},
+	cfg := v1.Config{
+		Entrypoint:   p.Entrypoint(),
+		Env:          []string{DefaultEnvPath},
+		User:         User,
+		WorkingDir:   "/",
+		ExposedPorts: ports,
+		Labels:       m.Labels(p),
 	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
-	img, err := mutate.ConfigFile(img, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return mutate.Append(img,
+	return ociImage(plat, m, cfg,
 		mutate.Addendum{Layer: base, MediaType: types.OCILayer, History: v1.History{Created: created, CreatedBy: "imagebuild: CA bundle, /etc/passwd, /etc/group (nonroot 65532)"}},
 		mutate.Addendum{Layer: bin, MediaType: types.OCILayer, History: v1.History{Created: created, CreatedBy: "imagebuild: " + path.Join(BinDir, p.Name)}},
 	)
+}
+
+// ociImage is an OCI (not Docker) image of plat with cfg and the layers, in order, created at
+// m's time.
+func ociImage(plat v1.Platform, m Meta, cfg v1.Config, layers ...mutate.Addendum) (v1.Image, error) {
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	img, err := mutate.ConfigFile(img, &v1.ConfigFile{
+		Architecture: plat.Architecture,
+		OS:           plat.OS,
+		Variant:      plat.Variant,
+		Created:      v1.Time{Time: m.created()},
+		Config:       cfg,
+		RootFS:       v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image config: %w", err)
+	}
+	return mutate.Append(img, layers...)
 }
 
 // PlatformImage is one entry of an index.
