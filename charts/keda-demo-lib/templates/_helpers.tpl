@@ -10,7 +10,7 @@ the others take the chart's root context ($). Everything shared between the char
 
 {{/* Embedded-mode identities: fixed, because the subcharts cannot read the umbrella's bitnami
 values. The umbrella sets mongodb.auth.usernames/databases and rabbitmq.auth.username to these
-and fails the render if they are changed (templates/credentials.yaml). */}}
+and fails the render if they are changed (templates/_validate.tpl). */}}
 {{- define "keda-demo.embedded.mongodbUser" -}}keda_demo{{- end -}}
 {{- define "keda-demo.embedded.mongodbDatabase" -}}keda_demo{{- end -}}
 {{- define "keda-demo.embedded.rabbitmqUser" -}}keda-demo{{- end -}}
