@@ -240,7 +240,7 @@ var (
 
 // checkRestricted evaluates every pod of ours with the Pod Security Admission library at the
 // restricted level (what a namespace labelled pod-security.kubernetes.io/enforce=restricted
-// enforces), plus the read-only root filesystem the issue asks for on top.
+// enforces), plus a read-only root filesystem on top (the programs write nothing to disk).
 func checkRestricted(t *testing.T, r rendered) {
 	t.Helper()
 	pods := ourPods(t, r)
