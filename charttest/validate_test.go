@@ -2,8 +2,8 @@ package charttest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -32,12 +32,8 @@ var strictCodec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, schem
 	kjson.SerializerOptions{Yaml: true, Strict: true})
 
 func decodeStrict(d doc, into runtime.Object) error {
-	obj, _, err := strictCodec.Decode([]byte(d.text), nil, into)
-	if err != nil {
-		return err
-	}
-	_ = obj
-	return nil
+	_, _, err := strictCodec.Decode([]byte(d.text), nil, into)
+	return err
 }
 
 // crdSchema validates custom resources the way the API server does for a CRD version:
@@ -75,7 +71,7 @@ func kedaSchemas(t *testing.T) map[string]*crdSchema {
 }
 
 func loadCRD(path string) (*crdSchema, error) {
-	b, err := readFileErr(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -277,9 +273,3 @@ func restrictedProblems(t *testing.T, pods []podOf) []string {
 	}
 	return problems
 }
-
-func readFileErr(path string) ([]byte, error) {
-	return osReadFile(path)
-}
-
-var _ = strings.TrimSpace
