@@ -29,6 +29,12 @@ func TestBadValues(t *testing.T) {
 		{"negative history", []string{"processor.keda.failedJobsHistoryLimit=-1"}, nil, []string{"failedJobsHistoryLimit"}},
 		{"bad digest", []string{"app.image.digest=latest"}, nil, []string{"digest"}},
 		{"bad log level", []string{"processor.logLevel=verbose"}, nil, []string{"logLevel"}},
+		// Blocks shared through "$ref": #/definitions/… keep their strictness.
+		{"typo'd key in a TLS block", []string{"global.kedaDemo.externalMongodb.tls.enable=true"}, nil, []string{"externalMongodb/tls", "enable"}},
+		{"empty CA key", []string{"global.kedaDemo.externalRabbitmq.tls.caKey="}, nil, []string{"externalRabbitmq/tls/caKey"}},
+		{"typo'd key in a Secret reference", []string{"global.kedaDemo.externalRabbitmq.urlSecret.nmae=u"}, nil, []string{"externalRabbitmq/urlSecret", "nmae"}},
+		{"typo'd probe key", []string{"app.probes.readiness.periodSecond=5"}, nil, []string{"probes/readiness", "periodSecond"}},
+		{"probe period 0", []string{"app.probes.liveness.periodSeconds=0"}, nil, []string{"probes/liveness/periodSeconds"}},
 		{"external mongodb without host", []string{"mongodb.enabled=false"}, nil, []string{"global.kedaDemo.externalMongodb.host"}},
 		{"both embedded and external", []string{"global.kedaDemo.externalRabbitmq.host=mq"}, nil, []string{"rabbitmq.enabled"}},
 		{"external rabbitmq without secret", []string{"rabbitmq.enabled=false", "global.kedaDemo.externalRabbitmq.host=mq", "global.kedaDemo.externalRabbitmq.username=u"}, nil, []string{"global.kedaDemo.externalRabbitmq.existingSecret"}},

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,10 +16,10 @@ import (
 // no existingSecret is set — the names our pods and KEDA reference in embedded mode:
 //   - mongodb 16.5.45: templates/secrets.yaml renders Secret `mongodb.secretName` =
 //     common.names.fullname (= <release>-mongodb) with mongodb-root-password and, with
-//     auth.usernames, mongodb-passwords (templates/_helpers.tpl "mongodb.secretName"; ANCHORS §3.2).
+//     auth.usernames, mongodb-passwords (templates/_helpers.tpl "mongodb.secretName").
 //   - rabbitmq 16.0.14: templates/secrets.yaml renders <release>-rabbitmq with rabbitmq-password
 //     and rabbitmq-erlang-cookie (templates/_helpers.tpl "rabbitmq.secretPasswordName",
-//     "rabbitmq.secretErlangName"; ANCHORS §3.3).
+//     "rabbitmq.secretErlangName").
 func bitnamiSecrets(vals map[string]any) map[string][]string {
 	out := map[string][]string{}
 	if enabled(vals, "mongodb") {
@@ -383,10 +382,4 @@ func checkEnvContract(t *testing.T, pods ...podOf) {
 			}
 		}
 	}
-	var names []string
-	for n := range allowed {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	_ = names
 }

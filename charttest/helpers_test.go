@@ -2,7 +2,6 @@ package charttest
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -264,7 +263,3 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
-
-var _ = io.Discard
-
-var osReadFile = os.ReadFile

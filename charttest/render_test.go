@@ -70,7 +70,9 @@ func TestRender(t *testing.T) {
 	}
 }
 
-// TestDefaults pins the KEDA facts the chart relies on (ANCHORS §1).
+// TestDefaults pins the ScaledJob defaults the chart relies on: the accurate scaling strategy
+// (kedacore/keda#6571), a gradual rollout, one Job per message, and no excludeUnacknowledged
+// with amqp; plus the default images and the app's own MongoDB user.
 func TestDefaults(t *testing.T) {
 	r := mustRender(t, values(t, nil))
 	sj := r.one(t, "ScaledJob").obj
@@ -128,8 +130,9 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
-// TestImageValues: the keys the image tool prints (issue 4) reach both pods and the helm test;
-// global.imageRegistry (read by bitnami) does not touch our images.
+// TestImageValues: the --set keys `go tool task images` prints (global.kedaDemo.imageRegistry,
+// <program>.image.tag and .digest) reach both pods and the helm test; global.imageRegistry (read
+// by bitnami) does not touch our images.
 func TestImageValues(t *testing.T) {
 	r := mustRender(t, values(t, nil,
 		"global.kedaDemo.imageRegistry=registry.example:5000/team",

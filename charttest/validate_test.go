@@ -2,8 +2,8 @@ package charttest
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -32,12 +32,8 @@ var strictCodec = kjson.NewSerializerWithOptions(kjson.DefaultMetaFactory, schem
 	kjson.SerializerOptions{Yaml: true, Strict: true})
 
 func decodeStrict(d doc, into runtime.Object) error {
-	obj, _, err := strictCodec.Decode([]byte(d.text), nil, into)
-	if err != nil {
-		return err
-	}
-	_ = obj
-	return nil
+	_, _, err := strictCodec.Decode([]byte(d.text), nil, into)
+	return err
 }
 
 // crdSchema validates custom resources the way the API server does for a CRD version:
@@ -75,7 +71,7 @@ func kedaSchemas(t *testing.T) map[string]*crdSchema {
 }
 
 func loadCRD(path string) (*crdSchema, error) {
-	b, err := readFileErr(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +236,7 @@ var (
 
 // checkRestricted evaluates every pod of ours with the Pod Security Admission library at the
 // restricted level (what a namespace labelled pod-security.kubernetes.io/enforce=restricted
-// enforces), plus the read-only root filesystem the issue asks for on top.
+// enforces), plus a read-only root filesystem on top (the programs write nothing to disk).
 func checkRestricted(t *testing.T, r rendered) {
 	t.Helper()
 	pods := ourPods(t, r)
@@ -277,9 +273,3 @@ func restrictedProblems(t *testing.T, pods []podOf) []string {
 	}
 	return problems
 }
-
-func readFileErr(path string) ([]byte, error) {
-	return osReadFile(path)
-}
-
-var _ = strings.TrimSpace

@@ -1,7 +1,36 @@
-{{- define "keda-demo.app.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- .Values.serviceAccount.name | default (include "keda-demo.fullname" (dict "root" . "component" "app")) -}}
-{{- else -}}
-{{- .Values.serviceAccount.name | default "default" -}}
+{{/* The app's parts of its pod template (keda-demo.podTemplate in keda-demo-lib). Take $. */}}
+
+{{- define "keda-demo.app.podSpec" -}}
+# Greater than SHUTDOWN_TIMEOUT, so the app can finish in-flight requests before SIGKILL.
+terminationGracePeriodSeconds: {{ add .Values.shutdownTimeoutSeconds .Values.terminationGraceMarginSeconds }}
 {{- end -}}
+
+{{- define "keda-demo.app.env" -}}
+- name: HTTP_ADDR
+  value: {{ printf ":%d" (int .Values.containerPort) | quote }}
+- name: MAX_CONTENT_BYTES
+  value: {{ .Values.maxContentBytes | int64 | toString | quote }}
+- name: PUBLISH_TIMEOUT
+  value: {{ .Values.publishTimeout | quote }}
+- name: SHUTDOWN_TIMEOUT
+  value: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }}
+{{- end -}}
+
+{{- define "keda-demo.app.container" -}}
+ports:
+  - name: http
+    containerPort: {{ .Values.containerPort }}
+    protocol: TCP
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+  failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+  periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
+  failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
 {{- end -}}

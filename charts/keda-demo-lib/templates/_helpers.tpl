@@ -1,7 +1,9 @@
 {{/*
 keda-demo-lib: the one set of helpers of the keda-demo umbrella chart, its app and processor
 subcharts and its helm test. Helm makes every named template of a release visible to all of its
-charts, so these are defined once here and never copied.
+charts, so these are defined once here and never copied: this file holds names, labels, images,
+security contexts and the connection env; _workload.tpl builds the pod template and the
+ServiceAccount of app and processor from them.
 
 Conventions: helpers that name or label a component take (dict "root" $ "component" "app");
 the others take the chart's root context ($). Everything shared between the charts is read from
@@ -10,7 +12,7 @@ the others take the chart's root context ($). Everything shared between the char
 
 {{/* Embedded-mode identities: fixed, because the subcharts cannot read the umbrella's bitnami
 values. The umbrella sets mongodb.auth.usernames/databases and rabbitmq.auth.username to these
-and fails the render if they are changed (templates/credentials.yaml). */}}
+and fails the render if they are changed (templates/_validate.tpl). */}}
 {{- define "keda-demo.embedded.mongodbUser" -}}keda_demo{{- end -}}
 {{- define "keda-demo.embedded.mongodbDatabase" -}}keda_demo{{- end -}}
 {{- define "keda-demo.embedded.rabbitmqUser" -}}keda-demo{{- end -}}

@@ -1,10 +1,14 @@
-{{- /*
-Umbrella-level credentials: the checks that make sure every Secret the pods and KEDA reference
-exists in the chosen mode, and the optional chart-managed image pull Secret. Passwords never go
-into env values or ConfigMaps: the bitnami charts keep theirs in <release>-mongodb /
-<release>-rabbitmq (generated once, kept on upgrade through `lookup`), external services bring
-existing Secrets.
-*/ -}}
+{{/*
+Every check of the umbrella's values that a JSON schema cannot express, in one place: KEDA is
+installed, one mode per service (bitnami subchart or your own), the Secrets the pods and KEDA
+reference exist in that mode, and the bitnami values the subcharts depend on keep their fixed
+names. Passwords never go into env values or ConfigMaps: the bitnami charts keep theirs in
+<release>-mongodb / <release>-rabbitmq (generated once, kept on upgrade through `lookup`);
+external services bring existing Secrets.
+Renders nothing; included once, from NOTES.txt (rendered by every install, upgrade, template
+and lint), as the bitnami charts include their validateValues. Takes $.
+*/}}
+{{- define "keda-demo.validateValues" -}}
 {{- $k := .Values.global.kedaDemo }}
 {{- $r := include "keda-demo.rabbitmq" . | fromYaml }}
 {{- $m := include "keda-demo.mongodb" . | fromYaml }}
@@ -64,19 +68,8 @@ existing Secrets.
 {{- end }}
 
 {{- with $k.registryCredentials }}
-{{- if .create }}
-{{- if not (and .registry .username .password) }}
+{{- if and .create (not (and .registry .username .password)) }}
 {{- fail "global.kedaDemo.registryCredentials.create=true needs global.kedaDemo.registryCredentials.registry, .username and .password" }}
 {{- end }}
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {{ include "keda-demo.registrySecretName" $ }}
-  namespace: {{ $.Release.Namespace }}
-  labels:
-    {{- include "keda-demo.labels" (dict "root" $ "component" "registry") | nindent 4 }}
-type: kubernetes.io/dockerconfigjson
-data:
-  .dockerconfigjson: {{ dict "auths" (dict .registry (dict "username" .username "password" .password "auth" (printf "%s:%s" .username .password | b64enc))) | toJson | b64enc }}
 {{- end }}
-{{- end }}
+{{- end -}}
