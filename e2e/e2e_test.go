@@ -6,27 +6,22 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -36,7 +31,6 @@ import (
 	"helm.sh/helm/v3/pkg/strvals"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,24 +40,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-	"sigs.k8s.io/yaml"
 )
 
+// What cluster/cluster.sh up installs: the release, its namespace, and the private RabbitMQ
+// node's vhost and user (whose password contains '@', ':', '/' and '%': the chart must escape it).
 const (
-	namespace = "keda-demo-e2e"
+	namespace = "keda-demo"
 	relName   = "keda-demo"
-	// RabbitMQ: a vhost and user of our own on the host's broker. The password contains '@' (and
-	// other URL-special characters) on purpose: the chart must escape it.
-	rmqVhost = "keda-demo-e2e"
-	rmqUser  = "keda-demo-e2e"
-	queue    = "keda-demo" // the chart's default global.kedaDemo.queueName
+	rmqVhost  = "keda-demo"
+	rmqUser   = "keda-demo"
+	rmqPort   = "5682"
+	queue     = "keda-demo" // the chart's default global.kedaDemo.queueName
 )
 
 var (
-	chartDir  = ".."
-	runDir    = envOr("E2E_RUN", "/var/tmp/keda-demo-e2e")
-	netPrefix = envOr("E2E_NET", "10.89.0")
-	gateway   = netPrefix + ".1" // the host, as pods see it (bridge gateway)
+	chartDir = ".."
+	runDir   = os.Getenv("KDEMO_RUN")               // set by e2e/run.sh: logs and PIDs of this run's cluster
+	stateDir = os.Getenv("KDEMO_STATE")             // its kubeconfig, PKI and data
+	gateway  = envOr("KDEMO_NET", "10.89.0") + ".1" // the host, as pods see it (bridge gateway)
 	// The scenario's processor.keda.pollingInterval (seconds); E2E_POLLING_INTERVAL overrides it.
 	pollingInterval, _ = strconv.Atoi(envOr("E2E_POLLING_INTERVAL", "5"))
 	// The scenario's processor.keda.scalingStrategy.strategy; E2E_STRATEGY overrides it.
@@ -87,14 +81,12 @@ type env struct {
 	helm    *action.Configuration
 	flags   *genericclioptions.ConfigFlags
 	chart   *chart.Chart
-	rmqPass string
-	amqpURL string // for the test itself (loopback)
-	appURL  string
+	amqpURL string // the private RabbitMQ node, for the test itself (loopback)
+	appURL  string // the URL `up` printed
 
 	// What this process has set up in the cluster, which e2e/run.sh makes new for every run: a
 	// step run alone finds here what the steps before it would have left.
-	kedaReady bool // KEDA's CRDs applied and its operator running
-	installed bool // the release is installed (appURL is its Service)
+	installed bool // `up` ran to the end: KEDA and the release are installed
 }
 
 var (
@@ -110,10 +102,11 @@ var (
 // A step run so installs first what the steps before it would have left (KEDA, the release),
 // or, where that cannot be, skips and says which step it must run before.
 func TestE2E(t *testing.T) {
-	kc := os.Getenv("KUBECONFIG")
-	if kc == "" || os.Getenv("KEDA_DIR") == "" || os.Getenv("E2E_IMAGES") == "" {
-		t.Fatal("KUBECONFIG, KEDA_DIR and E2E_IMAGES must be set: run `go tool task e2e` (e2e/run.sh)")
+	if runDir == "" || stateDir == "" {
+		t.Fatal("KDEMO_RUN and KDEMO_STATE must be set: run `go tool task e2e` (e2e/run.sh)")
 	}
+	kc := filepath.Join(stateDir, "admin.kubeconfig")
+	must(t, os.Setenv("KUBECONFIG", kc))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
@@ -126,10 +119,10 @@ func TestE2E(t *testing.T) {
 	e.chart, err = loader.Load(chartDir)
 	must(t, err)
 
-	e.importImages()
-	e.startRabbitMQUser()
-	e.startFerretDB()
-	e.createNamespace()
+	pw, err := os.ReadFile(filepath.Join(stateDir, "rabbitmq-password"))
+	must(t, err)
+	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, strings.TrimSpace(string(pw))),
+		Host: "127.0.0.1:" + rmqPort, Path: "/" + rmqVhost}).String()
 
 	steps := []struct {
 		name string
@@ -141,6 +134,7 @@ func TestE2E(t *testing.T) {
 		{"fiveMessagesStored", e.fiveMessagesStored},
 		{"burstScales", e.burstScales},
 		{"upgradeKeepsRunningJobs", e.upgradeKeepsRunningJobs},
+		{"secondUpRollsNewImages", e.secondUpRollsNewImages},
 		{"poisonMessageDeadLettered", e.poisonMessageDeadLettered},
 		{"uninstallLeavesNothing", e.uninstallLeavesNothing},
 	}
@@ -192,110 +186,10 @@ func (e *env) initHelm() {
 	must(e.tt(), e.helm.Init(flags, namespace, "secret", func(string, ...any) {}))
 }
 
-// importImages imports the app and processor images of this tree (built by e2e/run.sh with the
-// project's image builder) into the node's containerd, under the names the chart's defaults
-// (keda-demo-app:<appVersion>, pull policy IfNotPresent) resolve to.
-func (e *env) importImages() {
-	t := e.t
-	ctr := []string{"--address", filepath.Join(runDir, "containerd/containerd.sock"), "-n", "k8s.io"}
-	start := time.Now()
-	run(t, "ctr", append(ctr, "images", "import", os.Getenv("E2E_IMAGES"))...)
-	names := strings.Fields(run(t, "ctr", append(ctr, "images", "ls", "-q")...))
-	for _, repo := range []string{"keda-demo-app", "keda-demo-processor"} {
-		want := "docker.io/library/" + repo + ":" + e.chart.Metadata.AppVersion
-		found := false
-		for _, n := range names {
-			if n == want {
-				found = true
-				break
-			}
-			if strings.Contains(n, repo+":"+e.chart.Metadata.AppVersion) {
-				// ctr names it after the layout's ref.name (keda-demo-app:0.1.0); CRI looks an
-				// image up by the normalised name docker.io/library/…, so add that name.
-				run(t, "ctr", append(ctr, "images", "tag", "--force", n, want)...)
-				found = true
-				break
-			}
-		}
-		if !found {
-			t.Fatalf("image %s not among the imported images %v", repo, names)
-		}
-	}
-	t.Logf("images imported in %s", time.Since(start).Round(time.Millisecond))
-}
-
-// startRabbitMQUser gives the test a vhost and a user with a password containing '@' on the
-// host's RabbitMQ (guest may only connect from loopback; pods come through the bridge).
-func (e *env) startRabbitMQUser() {
-	t := e.t
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	e.rmqPass = "P@ss:w/rd%" + hex.EncodeToString(b)
-	q := func(args ...string) { _ = exec.Command("rabbitmqctl", append([]string{"-q"}, args...)...).Run() }
-	q("delete_user", rmqUser)
-	q("delete_vhost", rmqVhost)
-	run(t, "rabbitmqctl", "-q", "add_vhost", rmqVhost)
-	run(t, "rabbitmqctl", "-q", "add_user", rmqUser, e.rmqPass)
-	run(t, "rabbitmqctl", "-q", "set_permissions", "-p", rmqVhost, rmqUser, ".*", ".*", ".*")
-	t.Cleanup(func() { q("delete_user", rmqUser); q("delete_vhost", rmqVhost) })
-	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, e.rmqPass), Host: "127.0.0.1:5672", Path: "/" + rmqVhost}).String()
-}
-
-// startFerretDB runs a MongoDB-wire server (FerretDB, SQLite backend) on the bridge gateway.
-func (e *env) startFerretDB() {
-	t := e.t
-	dir := t.TempDir()
-	srv, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: gateway + ":27017"},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	e.eventually("FerretDB listening", 15*time.Second, func() (bool, error) {
-		c, err := net.DialTimeout("tcp", gateway+":27017", time.Second)
-		if err == nil {
-			_ = c.Close()
-		}
-		return err == nil, err
-	})
-}
-
-func (e *env) createNamespace() {
-	t := e.t
-	_, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
-	must(t, err)
-	_, err = e.cs.CoreV1().Secrets(namespace).Create(e.ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "keda-demo-rabbitmq-credentials"},
-		StringData: map[string]string{"rabbitmq-password": e.rmqPass},
-	}, metav1.CreateOptions{})
-	must(t, err)
-}
-
-// values: the chart's external-services profile (ci/external-values.yaml) pointed at the host's
-// RabbitMQ and FerretDB through the bridge gateway, our images, and the scenario's KEDA settings.
-func (e *env) values(extra ...string) map[string]any {
-	t := e.t
-	v, err := chartutil.ReadValuesFile(filepath.Join(chartDir, "ci", "external-values.yaml"))
-	must(t, err)
-	vals := v.AsMap()
+// scenarioSets are the scenario's values on top of what `up` sets (the external profile pointed at
+// the host's RabbitMQ node and FerretDB, the images of this tree).
+func scenarioSets(extra ...string) []string {
 	sets := []string{
-		"global.kedaDemo.externalRabbitmq.host=" + gateway,
-		"global.kedaDemo.externalRabbitmq.port=5672",
-		"global.kedaDemo.externalRabbitmq.vhost=" + rmqVhost,
-		"global.kedaDemo.externalRabbitmq.username=" + rmqUser,
-		"global.kedaDemo.externalRabbitmq.tls.enabled=false",
-		"global.kedaDemo.externalRabbitmq.tls.caSecret=",
-		"global.kedaDemo.externalMongodb.host=" + gateway,
-		"global.kedaDemo.externalMongodb.port=27017",
-		"global.kedaDemo.externalMongodb.username=",
-		"global.kedaDemo.externalMongodb.existingSecret=",
-		"global.kedaDemo.externalMongodb.tls.enabled=false",
-		"global.kedaDemo.externalMongodb.tls.caSecret=",
 		"processor.keda.pollingInterval=" + strconv.Itoa(pollingInterval),
 		"processor.keda.maxReplicaCount=20",
 		"processor.keda.scalingStrategy.strategy=" + strategy,
@@ -307,7 +201,39 @@ func (e *env) values(extra ...string) map[string]any {
 	if p := os.Getenv("E2E_PENDING_POD_CONDITIONS"); p != "" {
 		sets = append(sets, "processor.keda.scalingStrategy.pendingPodConditions={"+p+"}")
 	}
-	for _, s := range append(sets, extra...) {
+	return append(sets, extra...)
+}
+
+// up runs `cluster/cluster.sh up` as `go tool task up` does, with the scenario's values (and
+// env, e.g. KDEMO_IMAGEBUILD_ARGS), and returns what it printed on stdout and how long it took.
+func (e *env) up(t *testing.T, env []string, extraSets ...string) (string, time.Duration) {
+	t.Helper()
+	var sets []string
+	for _, s := range scenarioSets(extraSets...) {
+		sets = append(sets, "--set", s)
+	}
+	cmd := exec.CommandContext(e.ctx, "bash", "cluster/cluster.sh", "up")
+	cmd.Dir = chartDir
+	cmd.Env = append(append(os.Environ(), "KDEMO_SETS="+strings.Join(sets, " ")), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, os.Stderr
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	t.Logf("cluster.sh up: %s\n%s", d.Round(100*time.Millisecond), out.String())
+	must(t, err)
+	e.initHelm() // so that Helm sees keda.sh/v1alpha1 and the release
+	e.installed = true
+	return out.String(), d
+}
+
+// values: the profile `up` installs, for the SDK install that must fail without KEDA.
+func (e *env) values() map[string]any {
+	t := e.t
+	v, err := chartutil.ReadValuesFile(filepath.Join(chartDir, "ci", "external-values.yaml"))
+	must(t, err)
+	vals := v.AsMap()
+	for _, s := range scenarioSets("global.kedaDemo.externalRabbitmq.host="+gateway, "global.kedaDemo.externalMongodb.host="+gateway) {
 		must(t, strvals.ParseInto(s, vals))
 	}
 	return vals
@@ -325,7 +251,7 @@ func (e *env) install(vals map[string]any, wait bool) (*release.Release, error) 
 // installWithoutKEDAFails: in a cluster without KEDA's CRDs, helm install fails at once with the
 // chart's "Install KEDA first" and records no release.
 func (e *env) installWithoutKEDAFails(t *testing.T) {
-	if e.kedaReady || e.kedaCRDsExist(t) {
+	if e.installed || e.kedaCRDsExist(t) {
 		t.Skip("KEDA's CRDs are in the cluster already: installWithoutKEDAFails needs a cluster without them (it runs first, before installReady)")
 	}
 	start := time.Now()
@@ -346,9 +272,23 @@ func (e *env) installWithoutKEDAFails(t *testing.T) {
 	t.Logf("install without KEDA failed after %s with the chart's message", d.Round(time.Millisecond))
 }
 
-// installReady: KEDA, then helm install --wait: every pod of the release Ready within 3 minutes.
+// installReady: `up` (as `go tool task up` runs it) installs KEDA and the release, waits until
+// every pod and the ScaledJob are Ready, and prints the app's URL on 127.0.0.1, a kubectl line
+// that works, and how to stop. The kubernetes Service has the API server as its endpoint, so
+// pods can reach the API.
 func (e *env) installReady(t *testing.T) {
-	rel, d := e.installRelease(t)
+	out, d := e.installRelease(t)
+	for _, want := range []string{"kubeconfig: " + filepath.Join(stateDir, "admin.kubeconfig"), "go tool task down"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("up did not print %q", want)
+		}
+	}
+	kubectl := regexp.MustCompile(`(?m)^\s*kubectl:\s+(.+)$`).FindStringSubmatch(out)
+	if kubectl == nil {
+		t.Fatal("up printed no kubectl line")
+	}
+	jobs := run(t, "bash", "-c", kubectl[1]) // the line as printed, e.g. `…/kubectl --kubeconfig … get jobs`
+	t.Logf("printed kubectl line works: %s", strings.TrimSpace(jobs))
 	pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{})
 	must(t, err)
 	n := 0
@@ -364,27 +304,31 @@ func (e *env) installReady(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no pods")
 	}
-	if d > 3*time.Minute {
-		t.Errorf("install --wait took %s (bound 3m)", d)
+	eps, err := e.cs.DiscoveryV1().EndpointSlices("default").List(e.ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubernetes"})
+	must(t, err)
+	var apiEndpoints []string
+	for _, sl := range eps.Items {
+		for _, ep := range sl.Endpoints {
+			apiEndpoints = append(apiEndpoints, ep.Addresses...)
+		}
 	}
-	t.Logf("helm install %s rev %d: %s, %d pods Ready after %s", rel.Name, rel.Version, rel.Info.Status, n, d.Round(time.Millisecond))
+	if !contains(apiEndpoints, gateway) {
+		t.Errorf("the kubernetes Service's endpoints are %v; want the API server on the bridge gateway %s", apiEndpoints, gateway)
+	}
+	t.Logf("up: KEDA and release ready, %d pods Ready, app at %s, after %s", n, e.appURL, d.Round(time.Millisecond))
 }
 
-// installRelease installs KEDA (unless it runs already) and the release with --wait, and
-// returns the release and how long helm install took.
-func (e *env) installRelease(t *testing.T) (*release.Release, time.Duration) {
-	if !e.kedaReady {
-		e.installKEDA(t)
+var printedURL = regexp.MustCompile(`(?m)^\s*app:\s+(http://127\.0\.0\.1:[0-9]+)\b`)
+
+// installRelease runs `up` and takes the app's URL from what it printed.
+func (e *env) installRelease(t *testing.T, env ...string) (string, time.Duration) {
+	out, d := e.up(t, env)
+	m := printedURL.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("up printed no app URL on 127.0.0.1:\n%s", out)
 	}
-	start := time.Now()
-	rel, err := e.install(e.values(), true)
-	must(t, err)
-	d := time.Since(start)
-	svc, err := e.cs.CoreV1().Services(namespace).Get(e.ctx, relName+"-app", metav1.GetOptions{})
-	must(t, err)
-	e.appURL = fmt.Sprintf("http://%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port)
-	e.installed = true
-	return rel, d
+	e.appURL = m[1]
+	return out, d
 }
 
 // needRelease installs the release as installReady leaves it, unless it is installed: what
@@ -415,96 +359,6 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// installKEDA applies KEDA v2.21.0's CRDs (from its module) and runs its operator out of cluster.
-func (e *env) installKEDA(t *testing.T) {
-	dir := os.Getenv("KEDA_DIR")
-	start := time.Now()
-	ax := apiext.NewForConfigOrDie(e.rest)
-	files, _ := filepath.Glob(filepath.Join(dir, "crds", "*.yaml"))
-	if len(files) < 4 {
-		t.Fatalf("KEDA CRDs missing in %s/crds", dir)
-	}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		must(t, err)
-		var crd apiextv1.CustomResourceDefinition
-		must(t, yaml.Unmarshal(b, &crd))
-		_, err = ax.ApiextensionsV1().CustomResourceDefinitions().Create(e.ctx, &crd, metav1.CreateOptions{})
-		must(t, err)
-		e.eventually("CRD "+crd.Name+" Established", 30*time.Second, func() (bool, error) {
-			c, err := ax.ApiextensionsV1().CustomResourceDefinitions().Get(e.ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			for _, cond := range c.Status.Conditions {
-				if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-	}
-	_, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "keda"}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	// The operator's gRPC metrics service insists on ca.crt/tls.crt/tls.key in --cert-dir.
-	certs := filepath.Join(runDir, "keda-certs")
-	must(t, os.MkdirAll(filepath.Join(certs, "empty"), 0o700))
-	sh := `set -e; cd "$1"
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=keda-e2e-ca -days 2 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj /CN=keda-operator 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n' > ext
-openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 2 -extfile ext 2>/dev/null
-rm -f tls.csr ext`
-	run(t, "bash", "-c", sh, "sh", certs)
-	logf, err := os.Create(filepath.Join(runDir, "logs", "keda-operator.log"))
-	must(t, err)
-	cmd := exec.Command(filepath.Join(dir, "bin", "keda-operator"),
-		"--leader-elect=false",
-		"--metrics-bind-address=127.0.0.1:18480",
-		"--health-probe-bind-address=127.0.0.1:18481",
-		"--metrics-service-bind-address=127.0.0.1:18466",
-		"--cert-dir="+certs, "--ca-dir="+filepath.Join(certs, "empty"),
-		"--enable-cert-rotation=false",
-		"--zap-log-level=info", "--zap-encoder=console")
-	cmd.Env = append(os.Environ(), "WATCH_NAMESPACE=", "KEDA_CLUSTER_OBJECT_NAMESPACE=keda", "POD_NAMESPACE=keda")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	must(t, cmd.Start())
-	pidFile := filepath.Join(runDir, "pids", "keda-operator.pid")
-	must(t, os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644))
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	e.t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		_ = os.Remove(pidFile)
-		_ = logf.Close()
-	})
-	e.eventually("keda-operator /readyz", 60*time.Second, func() (bool, error) {
-		select {
-		case <-exited:
-			return false, fmt.Errorf("keda-operator exited; see %s", logf.Name())
-		default:
-		}
-		resp, err := http.Get("http://127.0.0.1:18481/readyz")
-		if err != nil {
-			return false, err
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == 200, nil
-	})
-	e.initHelm() // so that Helm sees keda.sh/v1alpha1
-	e.kedaReady = true
-	t.Logf("KEDA v2.21.0 CRDs applied and operator ready in %s", time.Since(start).Round(time.Millisecond))
 }
 
 // helmTestPasses: helm test (the app image's smoke test through the Service name and cluster DNS).
@@ -636,18 +490,17 @@ func (e *env) upgradeKeepsRunningJobs(t *testing.T) {
 	})
 	sj0, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
 	must(t, err)
-	up := action.NewUpgrade(e.helm)
-	up.Namespace, up.Wait, up.Timeout = namespace, true, 5*time.Minute
-	start := time.Now()
-	rel, err := up.RunWithContext(e.ctx, relName, e.chart, e.values("processor.logLevel=debug"))
+	// `up` again with a changed value: the same images (same digests), an upgraded release.
+	_, d := e.up(t, nil, "processor.logLevel=debug")
+	rel, err := action.NewGet(e.helm).Run(relName)
 	must(t, err)
 	sj1, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
 	must(t, err)
 	if sj1.GetGeneration() == sj0.GetGeneration() {
 		t.Errorf("the upgrade did not change the ScaledJob (generation %d)", sj0.GetGeneration())
 	}
-	t.Logf("helm upgrade -> rev %d in %s; ScaledJob generation %d -> %d; Jobs running during the upgrade: %v",
-		rel.Version, time.Since(start).Round(time.Millisecond), sj0.GetGeneration(), sj1.GetGeneration(), running)
+	t.Logf("up (upgrade) -> rev %d in %s; ScaledJob generation %d -> %d; Jobs running during the upgrade: %v",
+		rel.Version, d.Round(time.Millisecond), sj0.GetGeneration(), sj1.GetGeneration(), running)
 	// Give KEDA two polls to act on the new generation, then the running Jobs must still be there.
 	time.Sleep(time.Duration(2*pollingInterval)*time.Second + time.Second)
 	for _, name := range running {
@@ -663,6 +516,49 @@ func (e *env) upgradeKeepsRunningJobs(t *testing.T) {
 	e.waitRecords(t, ids, 2*time.Minute)
 	jobs := e.settleJobs(t, before)
 	e.checkJobs(t, jobs, len(ids))
+}
+
+// secondUpRollsNewImages: a second `up` after a change to the tree (here a different revision
+// label, so different image digests) keeps the cluster and its data, and the app runs the new
+// image: pinned by digest, so the pods roll although the tag is the same.
+func (e *env) secondUpRollsNewImages(t *testing.T) {
+	e.needRelease(t)
+	first := e.send(t, "before-second-up")
+	e.waitRecords(t, []string{first}, 3*time.Minute)
+	image := func() string {
+		d, err := e.cs.AppsV1().Deployments(namespace).Get(e.ctx, relName+"-app", metav1.GetOptions{})
+		must(t, err)
+		return d.Spec.Template.Spec.Containers[0].Image
+	}
+	before := image()
+	out, d := e.installRelease(t, "KDEMO_IMAGEBUILD_ARGS=--revision e2e-second-up-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	after := image()
+	if !strings.Contains(before, "@sha256:") || !strings.Contains(after, "@sha256:") {
+		t.Fatalf("app image not pinned by digest: %s -> %s", before, after)
+	}
+	if before == after {
+		t.Fatalf("the second up kept the app image %s", before)
+	}
+	if !strings.Contains(out, strings.SplitN(after, "@", 2)[1]) {
+		t.Errorf("the Deployment runs %s, not an image the second up built", after)
+	}
+	dg := strings.SplitN(after, "@", 2)[1]
+	e.eventually("every app pod on "+dg, 2*time.Minute, func() (bool, error) {
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=app,app.kubernetes.io/instance=" + relName})
+		if err != nil || len(pods.Items) == 0 {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil || p.Spec.Containers[0].Image != after || !podReady(&p) {
+				return false, fmt.Errorf("pod %s: %s ready=%v", p.Name, p.Spec.Containers[0].Image, podReady(&p))
+			}
+		}
+		return true, nil
+	})
+	// The record stored before the second up is still there (the data outlives `up`).
+	e.waitRecords(t, []string{first}, 30*time.Second)
+	fmt.Printf("e2e: second_up_s=%.1f\n", d.Seconds())
+	t.Logf("second up in %s: app image %s -> %s; record %s still in GET /data", d.Round(100*time.Millisecond), before, after, first)
 }
 
 // poisonMessageDeadLettered: a message that is not JSON is dead-lettered by one Job, and the Job
