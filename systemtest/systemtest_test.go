@@ -19,8 +19,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 var appBin, processorBin string

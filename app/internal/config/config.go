@@ -5,7 +5,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Config is everything the app reads from its environment.

@@ -14,7 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/shared/store"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Queue publishes a message and returns nil only once the broker has taken it.

@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/queue"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header, which becomes the record id.

@@ -17,10 +17,10 @@ import (
 
 	"github.com/keda-demo/keda-demo/app/internal/config"
 	"github.com/keda-demo/keda-demo/app/internal/server"
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/store"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 // app is a running app with real dependencies: RabbitMQ behind a cuttable proxy, and FerretDB.

@@ -20,7 +20,7 @@ import (
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/processor/internal/requeue"
-	"github.com/keda-demo/keda-demo/shared/queue"
+	"github.com/keda-demo/keda-demo/messaging/queue"
 )
 
 func main() {

@@ -18,11 +18,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/processor/internal/job"
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/store"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 // bin is the processor binary, built with the fault-injection hook.

@@ -14,7 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Record is one processed message. Its id is the message id, so a redelivered message never makes

@@ -10,7 +10,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Publisher keeps one connection to the broker alive, redeclares the topology on every

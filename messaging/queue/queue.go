@@ -11,8 +11,8 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Errors callers tell apart. Each means the broker did not take the message.

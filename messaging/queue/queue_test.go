@@ -10,10 +10,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 func setup(t *testing.T) (*testkit.Broker, envconfig.Broker) {

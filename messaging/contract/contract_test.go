@@ -8,7 +8,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
 func TestDecode(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 func TestBrokerURLEscaping(t *testing.T) {

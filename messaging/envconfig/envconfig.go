@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
 // Lookup is os.LookupEnv, or a map in tests.

@@ -8,9 +8,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/store"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 func open(t *testing.T) (*store.Store, *testkit.FerretDB) {
