@@ -197,7 +197,14 @@ func TestBrokerOutageMidBurstLosesNothing(t *testing.T) {
 	wg.Wait()
 	require.Greater(t, refused, 0)
 	s.proxy.Restore()
-	require.Eventually(t, func() bool { code, id := s.send("after", "c"); ok := code == 202; if ok { accepted = append(accepted, id) }; return ok },
+	require.Eventually(t, func() bool {
+		code, id := s.send("after", "c")
+		ok := code == 202
+		if ok {
+			accepted = append(accepted, id)
+		}
+		return ok
+	},
 		20*time.Second, 50*time.Millisecond)
 
 	for {

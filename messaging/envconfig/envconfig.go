@@ -1,21 +1,17 @@
 // Package envconfig reads configuration from environment variables, collecting every problem so
-// that a misconfigured program stops with one message naming all of them.
+// that a misconfigured program stops with one message naming all of them. It is a plain reader of
+// strings, numbers and files: what the values mean belongs to its callers (see connenv).
 package envconfig
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
 // Lookup is os.LookupEnv, or a map in tests.
@@ -118,11 +114,6 @@ func (r *Reader) Bool(key string, def bool) bool {
 	return b
 }
 
-// Port returns key as a TCP port.
-func (r *Reader) Port(key string, def int) string {
-	return strconv.Itoa(r.Int(key, def, 1, 65535))
-}
-
 // LogLevel reads LOG_LEVEL.
 func (r *Reader) LogLevel() slog.Level {
 	s := r.String("LOG_LEVEL", "info")
@@ -134,8 +125,9 @@ func (r *Reader) LogLevel() slog.Level {
 	return l
 }
 
-// exclusive records a problem when the URL variable and any of its parts are both set.
-func (r *Reader) exclusive(urlKey string, parts ...string) bool {
+// Exclusive reports whether urlKey is set, and records a problem when any of its parts are set
+// too: a URL and parts that disagree would leave it unclear which one wins.
+func (r *Reader) Exclusive(urlKey string, parts ...string) bool {
 	if !r.Set(urlKey) {
 		return false
 	}
@@ -151,8 +143,8 @@ func (r *Reader) exclusive(urlKey string, parts ...string) bool {
 	return true
 }
 
-// caPool reads a PEM bundle for TLS verification.
-func (r *Reader) caPool(key string) *x509.CertPool {
+// CAPool reads the PEM bundle named by key, for TLS verification; nil when key is unset.
+func (r *Reader) CAPool(key string) *x509.CertPool {
 	path := r.String(key, "")
 	if path == "" {
 		return nil
@@ -168,118 +160,4 @@ func (r *Reader) caPool(key string) *x509.CertPool {
 		return nil
 	}
 	return pool
-}
-
-// Broker is how to reach RabbitMQ.
-type Broker struct {
-	URL      string      // amqp:// or amqps://, credentials percent-escaped
-	TLS      *tls.Config // nil for plain amqp
-	Topology contract.Topology
-}
-
-// Redacted is the URL without its password, for logs.
-func (b Broker) Redacted() string { return redact(b.URL) }
-
-// Broker reads RABBITMQ_* and QUEUE_NAME.
-func (r *Reader) Broker() Broker {
-	var b Broker
-	useTLS := r.Bool("RABBITMQ_TLS", false)
-	parts := []string{"RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_VHOST", "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD"}
-	if r.exclusive("RABBITMQ_URL", parts...) {
-		b.URL = r.String("RABBITMQ_URL", "")
-		u, err := url.Parse(b.URL)
-		if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
-			r.Problemf("RABBITMQ_URL must be an amqp:// or amqps:// URL with a host")
-		} else if u.Scheme == "amqps" {
-			useTLS = true
-		}
-	} else {
-		scheme, port := "amqp", 5672
-		if useTLS {
-			scheme, port = "amqps", 5671
-		}
-		host := r.Required("RABBITMQ_HOST", "unless RABBITMQ_URL is set")
-		u := url.URL{
-			Scheme: scheme,
-			Host:   net.JoinHostPort(host, r.Port("RABBITMQ_PORT", port)),
-			// The vhost is the path; "/" (the default vhost) must be escaped as %2F.
-			Path:    "/" + r.String("RABBITMQ_VHOST", "/"),
-			RawPath: "/" + url.PathEscape(r.String("RABBITMQ_VHOST", "/")),
-		}
-		user, pass := r.String("RABBITMQ_USERNAME", ""), r.String("RABBITMQ_PASSWORD", "")
-		if (user == "") != (pass == "") {
-			r.Problemf("RABBITMQ_USERNAME and RABBITMQ_PASSWORD must be set together")
-		}
-		if user != "" {
-			u.User = url.UserPassword(user, pass)
-		}
-		b.URL = u.String()
-	}
-	if useTLS {
-		b.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: r.caPool("RABBITMQ_CA_FILE")}
-	} else if r.Set("RABBITMQ_CA_FILE") {
-		r.Problemf("RABBITMQ_CA_FILE is set but TLS is off: set RABBITMQ_TLS=true or use an amqps:// URL")
-	}
-	b.Topology = contract.Topology{Queue: r.String("QUEUE_NAME", contract.DefaultQueue)}
-	return b
-}
-
-// Mongo is how to reach MongoDB and where records live.
-type Mongo struct {
-	URI        string
-	TLS        *tls.Config // nil: as the URI says
-	Database   string
-	Collection string
-}
-
-// Redacted is the URI without its password, for logs.
-func (m Mongo) Redacted() string { return redact(m.URI) }
-
-// Mongo reads MONGODB_*.
-func (r *Reader) Mongo() Mongo {
-	var m Mongo
-	useTLS := r.Bool("MONGODB_TLS", false)
-	parts := []string{"MONGODB_HOST", "MONGODB_PORT", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE"}
-	if r.exclusive("MONGODB_URI", parts...) {
-		m.URI = r.String("MONGODB_URI", "")
-		u, err := url.Parse(m.URI)
-		if err != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") {
-			r.Problemf("MONGODB_URI must be a mongodb:// or mongodb+srv:// URI")
-		} else if q := u.Query(); q.Get("tls") == "true" || q.Get("ssl") == "true" || u.Scheme == "mongodb+srv" {
-			useTLS = true // the URI asks for TLS (mongodb+srv implies it), so a CA file applies
-		}
-	} else {
-		host := r.Required("MONGODB_HOST", "unless MONGODB_URI is set")
-		u := url.URL{Scheme: "mongodb", Host: net.JoinHostPort(host, r.Port("MONGODB_PORT", 27017)), Path: "/"}
-		q := url.Values{}
-		user, pass := r.String("MONGODB_USERNAME", ""), r.String("MONGODB_PASSWORD", "")
-		if (user == "") != (pass == "") {
-			r.Problemf("MONGODB_USERNAME and MONGODB_PASSWORD must be set together")
-		}
-		if user != "" {
-			u.User = url.UserPassword(user, pass)
-			q.Set("authSource", r.String("MONGODB_AUTH_SOURCE", "admin"))
-		}
-		if useTLS {
-			q.Set("tls", "true")
-		}
-		u.RawQuery = q.Encode()
-		m.URI = u.String()
-	}
-	if useTLS {
-		m.TLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: r.caPool("MONGODB_CA_FILE")}
-	} else if r.Set("MONGODB_CA_FILE") {
-		r.Problemf("MONGODB_CA_FILE is set but MONGODB_TLS is not true")
-	}
-	m.Database = r.String("MONGODB_DATABASE", "keda_demo")
-	m.Collection = r.String("MONGODB_COLLECTION", "records")
-	return m
-}
-
-func redact(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }

@@ -9,15 +9,13 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
 // (re)connect, and publishes with confirms over a pool of channels. While the broker is down,
 // Publish fails at once with ErrUnavailable instead of queueing callers.
 type Publisher struct {
-	broker envconfig.Broker
+	broker Broker
 	log    *slog.Logger
 	// OnState is called with true after every successful connect and false after every loss.
 	OnState func(up bool)
@@ -30,7 +28,7 @@ type Publisher struct {
 }
 
 // NewPublisher returns a Publisher; call Run to connect.
-func NewPublisher(b envconfig.Broker, log *slog.Logger) *Publisher {
+func NewPublisher(b Broker, log *slog.Logger) *Publisher {
 	return &Publisher{broker: b, log: log, OnState: func(bool) {}, declared: make(chan struct{})}
 }
 

@@ -12,7 +12,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Errors callers tell apart. Each means the broker did not take the message.
@@ -24,7 +23,7 @@ var (
 )
 
 // Dial connects to the broker, over TLS when the configuration asks for it.
-func Dial(b envconfig.Broker, name string) (*amqp.Connection, error) {
+func Dial(b Broker, name string) (*amqp.Connection, error) {
 	cfg := amqp.Config{
 		Heartbeat:       10 * time.Second,
 		Locale:          "en_US",

@@ -11,19 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
-func setup(t *testing.T) (*testkit.Broker, envconfig.Broker) {
+func setup(t *testing.T) (*testkit.Broker, queue.Broker) {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
-	return b, envconfig.Broker{URL: b.URL, Topology: top}
+	return b, queue.Broker{URL: b.URL, Topology: top}
 }
 
-
-func startPublisher(t *testing.T, cfg envconfig.Broker) *queue.Publisher {
+func startPublisher(t *testing.T, cfg queue.Broker) *queue.Publisher {
 	p := queue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

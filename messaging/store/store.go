@@ -13,8 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 // Record is one processed message. Its id is the message id, so a redelivered message never makes
@@ -63,7 +61,7 @@ type Store struct {
 }
 
 // Open prepares a client; it does not wait for the server (see Ping).
-func Open(cfg envconfig.Mongo) (*Store, error) {
+func Open(cfg Mongo) (*Store, error) {
 	opts := options.Client().ApplyURI(cfg.URI).
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).

@@ -18,7 +18,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/config"
 	"github.com/keda-demo/keda-demo/app/internal/server"
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/messaging/store"
 	"github.com/keda-demo/keda-demo/testkit"
 )
@@ -43,9 +43,9 @@ func startApp(t testing.TB, maxContent int) *app {
 	proxy := testkit.StartProxy(t, u.Host)
 	u.Host = proxy.Addr
 	f := testkit.StartFerretDB(t)
-	mongoCfg := envconfig.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
+	mongoCfg := store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
 	cfg := config.Config{
-		Broker:          envconfig.Broker{URL: u.String(), Topology: top},
+		Broker:          queue.Broker{URL: u.String(), Topology: top},
 		Mongo:           mongoCfg,
 		MaxContentBytes: maxContent,
 		PublishTimeout:  2 * time.Second,

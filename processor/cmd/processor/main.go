@@ -17,10 +17,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/processor/internal/requeue"
-	"github.com/keda-demo/keda-demo/messaging/queue"
 )
 
 func main() {
