@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -263,4 +264,26 @@ func TestSmoke(t *testing.T) {
 	for _, n := range names {
 		require.True(t, strings.HasPrefix(n, "helm-test-"), n)
 	}
+}
+
+// `processor requeue-dead` runs with the broker settings alone: no MONGODB_* variable at all.
+func TestRequeueDeadWithoutMongoDB(t *testing.T) {
+	top := contract.Topology{Queue: testkit.UniqueName(t)}
+	b := testkit.NewBroker(t, top)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, ch.Close())
+	msg, err := contract.Publishing("dead-1", contract.Message{Name: "n", Content: "c"}, time.Now())
+	require.NoError(t, err)
+	b.PublishRaw(top.DeadLetterQueue(), msg)
+	b.WaitDepth(top.DeadLetterQueue(), 1)
+
+	cmd := exec.Command(processorBin, "requeue-dead")
+	cmd.Env = []string{"RABBITMQ_URL=" + b.URL, "QUEUE_NAME=" + top.Queue}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `"moved":1`)
+	b.WaitDepth(top.DeadLetterQueue(), 0)
+	require.Equal(t, "dead-1", b.Get(top.Queue).MessageId)
 }

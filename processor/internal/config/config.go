@@ -32,3 +32,17 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 	}
 	return c, r.Err()
 }
+
+// Requeue is what `processor requeue-dead` reads: it only moves messages between the two queues,
+// so it needs the broker and nothing of MongoDB.
+type Requeue struct {
+	Broker   queue.Broker
+	LogLevel slog.Level
+}
+
+// LoadRequeue reads and validates the environment of requeue-dead; the error names every problem.
+func LoadRequeue(lookup envconfig.Lookup) (Requeue, error) {
+	r := envconfig.NewReader(lookup)
+	c := Requeue{Broker: connenv.Broker(r), LogLevel: r.LogLevel()}
+	return c, r.Err()
+}
