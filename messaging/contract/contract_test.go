@@ -1,6 +1,7 @@
 package contract_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,18 +14,19 @@ import (
 
 func TestDecode(t *testing.T) {
 	tests := []struct {
-		name    string
-		body    string
-		wantErr string
+		name     string
+		body     string
+		wantErr  string
+		tooLarge bool
 	}{
-		{"valid", `{"name":"record1","content":"content1"}`, ""},
-		{"not JSON", `hello`, "body: invalid JSON"},
-		{"missing content", `{"name":"a"}`, "content: required"},
-		{"empty name", `{"name":"","content":"x"}`, "name: required"},
-		{"unknown field", `{"name":"a","content":"b","x":1}`, "unknown field"},
-		{"trailing data", `{"name":"a","content":"b"}{}`, "unexpected data"},
-		{"invalid UTF-8", "{\"name\":\"\xff\",\"content\":\"b\"}", "body: must be valid UTF-8"},
-		{"name too long", `{"name":"` + strings.Repeat("n", 257) + `","content":"b"}`, "name: too large: 257 bytes, at most 256"},
+		{"valid", `{"name":"record1","content":"content1"}`, "", false},
+		{"not JSON", `hello`, "body: invalid JSON", false},
+		{"missing content", `{"name":"a"}`, "content: required", false},
+		{"empty name", `{"name":"","content":"x"}`, "name: required", false},
+		{"unknown field", `{"name":"a","content":"b","x":1}`, "unknown field", false},
+		{"trailing data", `{"name":"a","content":"b"}{}`, "unexpected data", false},
+		{"invalid UTF-8", "{\"name\":\"\xff\",\"content\":\"b\"}", "body: must be valid UTF-8", false},
+		{"name too long", `{"name":"` + strings.Repeat("n", 257) + `","content":"b"}`, "name: too large: 257 bytes, at most 256", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -34,6 +36,10 @@ func TestDecode(t *testing.T) {
 				return
 			}
 			require.ErrorContains(t, err, tc.wantErr)
+			// Callers tell "too large" (413) from the rest (400) by the cause, not by the text.
+			require.Equal(t, tc.tooLarge, errors.Is(err, contract.ErrTooLarge))
+			var fe *contract.FieldError
+			require.ErrorAs(t, err, &fe)
 		})
 	}
 }
@@ -55,4 +61,12 @@ func TestTopology(t *testing.T) {
 	require.Equal(t, "jobs.dead-letter", top.DeadLetterQueue())
 	require.Equal(t, "jobs.dead-letter", top.QueueArgs()["x-dead-letter-routing-key"])
 	require.Equal(t, "quorum", top.QueueArgs()["x-queue-type"])
+}
+
+func TestValidateContentLimitWrapsErrTooLarge(t *testing.T) {
+	err := contract.Message{Name: "n", Content: "12345"}.Validate(4)
+	require.ErrorIs(t, err, contract.ErrTooLarge)
+	require.EqualError(t, err, "content: too large: 5 bytes, at most 4")
+	require.NoError(t, contract.Message{Name: "n", Content: "1234"}.Validate(4))
+	require.NoError(t, contract.Message{Name: "n", Content: "12345"}.Validate(0))
 }

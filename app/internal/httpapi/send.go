@@ -72,7 +72,7 @@ func (a *api) readMessage(c echo.Context) (contract.Message, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error()}
+			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error(), Err: contract.ErrTooLarge}
 		}
 		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "unreadable: " + err.Error()}
 	}
@@ -92,7 +92,7 @@ func (a *api) badRequest(c echo.Context, err error) error {
 		return err
 	}
 	code := http.StatusBadRequest
-	if strings.Contains(fe.Reason, contract.ErrTooLarge.Error()) {
+	if errors.Is(err, contract.ErrTooLarge) {
 		code = http.StatusRequestEntityTooLarge
 	}
 	return c.JSON(code, errorBody{Error: fe.Error(), Field: fe.Field})
