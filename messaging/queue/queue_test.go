@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
@@ -107,4 +108,25 @@ func TestPublisherReconnectsAfterOutage(t *testing.T) {
 	}
 	require.NoError(t, publish(t, p, "after"))
 	b.WaitDepth(cfg.Topology.Queue, 2)
+}
+
+// A real basic.nack (a full queue that rejects publishes) is ErrNacked, not a lost confirm: the
+// channel stays open.
+func TestFullQueueNacks(t *testing.T) {
+	b, cfg := setup(t)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(cfg.Topology.Queue, false, true, false, false, amqp.Table{"x-max-length": 0, "x-overflow": "reject-publish"})
+	require.NoError(t, err)
+	c, err := queue.NewConfirmChannel(b.Conn)
+	require.NoError(t, err)
+	defer c.Ch.Close()
+	msg, err := contract.Publishing("full", contract.Message{Name: "n", Content: "c"}, time.Now())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = c.Publish(ctx, cfg.Topology.Queue, msg)
+	require.ErrorIs(t, err, queue.ErrNacked)
+	require.Equal(t, queue.ReasonNacked, queue.Classify(err))
+	require.False(t, c.Ch.IsClosed())
 }

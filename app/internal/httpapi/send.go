@@ -49,10 +49,13 @@ func (a *api) send(c echo.Context) error {
 	err = a.Queue.Publish(ctx, pub)
 	a.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		a.Metrics.PublishFailures.WithLabelValues(failureReason(err)).Inc()
-		a.Log.Warn("publish failed", "message_id", id, "error", err.Error())
+		// The error names the broker's host and vhost: it goes to the log. The client gets the
+		// reason, in the same word as the metric label.
+		reason := queue.Classify(err)
+		a.Metrics.PublishFailures.WithLabelValues(string(reason)).Inc()
+		a.Log.Warn("publish failed", "message_id", id, "reason", string(reason), "error", err.Error())
 		c.Response().Header().Set("Retry-After", retryAfter)
-		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "message not queued: " + err.Error()})
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "message not queued: " + reason.Sentence(), Reason: string(reason)})
 	}
 	return c.JSON(http.StatusAccepted, sendResponse{ID: id, Status: "queued"})
 }
@@ -108,17 +111,4 @@ func validKey(k string) bool {
 		}
 	}
 	return true
-}
-
-func failureReason(err error) string {
-	switch {
-	case errors.Is(err, queue.ErrReturned):
-		return "returned"
-	case errors.Is(err, queue.ErrNacked):
-		return "nacked"
-	case errors.Is(err, queue.ErrTimeout):
-		return "timeout"
-	default:
-		return "unavailable"
-	}
 }

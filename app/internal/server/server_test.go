@@ -166,9 +166,12 @@ func TestSendToDeletedQueueIs503(t *testing.T) {
 	code, h, body := a.do("POST", "/send?name=n&content=c", "", nil)
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Equal(t, "5", h.Get("Retry-After"))
-	require.Contains(t, body, "unroutable")
+	var e struct{ Error, Reason string }
+	require.NoError(t, json.Unmarshal([]byte(body), &e), body)
+	require.Equal(t, "unroutable", e.Reason)
+	require.NotContains(t, body, a.Cfg.Broker.Topology.Queue, "the answer names no broker detail")
 	_, _, metrics := a.do("GET", "/metrics", "", nil)
-	require.Contains(t, metrics, `kedademo_publish_failures_total{reason="returned"} 1`)
+	require.Contains(t, metrics, `kedademo_publish_failures_total{reason="unroutable"} 1`)
 }
 
 // The broker goes away in the middle of a burst: the app answers 503 while it is gone, never
