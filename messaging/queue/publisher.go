@@ -35,13 +35,6 @@ func NewPublisher(b Broker, log *slog.Logger) *Publisher {
 // Declared is closed once the topology has been declared for the first time.
 func (p *Publisher) Declared() <-chan struct{} { return p.declared }
 
-// Connected reports whether a connection is up now.
-func (p *Publisher) Connected() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.conn != nil && !p.conn.IsClosed()
-}
-
 // Run connects, declares the topology and reconnects after every loss, with capped backoff, until
 // ctx ends. It then closes the connection.
 func (p *Publisher) Run(ctx context.Context) {

@@ -149,8 +149,3 @@ func (s *Store) List(ctx context.Context, limit int, after *Cursor) ([]Record, *
 	last := records[limit-1]
 	return records, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
 }
-
-// Count returns how many records there are (tests and the smoke check).
-func (s *Store) Count(ctx context.Context) (int64, error) {
-	return s.coll.CountDocuments(ctx, bson.D{})
-}
