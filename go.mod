@@ -270,11 +270,15 @@ tool (
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2
-	github.com/keda-demo/keda-demo/shared v0.0.0
+	github.com/keda-demo/keda-demo/messaging v0.0.0
+	github.com/keda-demo/keda-demo/testkit v0.0.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/stretchr/testify v1.12.1
 	golang.org/x/mod v0.43.0
 	k8s.io/cli-runtime v0.37.0
 )
 
-replace github.com/keda-demo/keda-demo/shared => ./shared
+replace (
+	github.com/keda-demo/keda-demo/messaging => ./messaging
+	github.com/keda-demo/keda-demo/testkit => ./testkit
+)

@@ -19,8 +19,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 var appBin, processorBin string
@@ -197,7 +198,14 @@ func TestBrokerOutageMidBurstLosesNothing(t *testing.T) {
 	wg.Wait()
 	require.Greater(t, refused, 0)
 	s.proxy.Restore()
-	require.Eventually(t, func() bool { code, id := s.send("after", "c"); ok := code == 202; if ok { accepted = append(accepted, id) }; return ok },
+	require.Eventually(t, func() bool {
+		code, id := s.send("after", "c")
+		ok := code == 202
+		if ok {
+			accepted = append(accepted, id)
+		}
+		return ok
+	},
 		20*time.Second, 50*time.Millisecond)
 
 	for {
@@ -256,4 +264,26 @@ func TestSmoke(t *testing.T) {
 	for _, n := range names {
 		require.True(t, strings.HasPrefix(n, "helm-test-"), n)
 	}
+}
+
+// `processor requeue-dead` runs with the broker settings alone: no MONGODB_* variable at all.
+func TestRequeueDeadWithoutMongoDB(t *testing.T) {
+	top := contract.Topology{Queue: testkit.UniqueName(t)}
+	b := testkit.NewBroker(t, top)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, ch.Close())
+	msg, err := contract.Publishing("dead-1", contract.Message{Name: "n", Content: "c"}, time.Now())
+	require.NoError(t, err)
+	b.PublishRaw(top.DeadLetterQueue(), msg)
+	b.WaitDepth(top.DeadLetterQueue(), 1)
+
+	cmd := exec.Command(processorBin, "requeue-dead")
+	cmd.Env = []string{"RABBITMQ_URL=" + b.URL, "QUEUE_NAME=" + top.Queue}
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), `"moved":1`)
+	b.WaitDepth(top.DeadLetterQueue(), 0)
+	require.Equal(t, "dead-1", b.Get(top.Queue).MessageId)
 }

@@ -518,7 +518,7 @@ func TestDockerfilesMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"!app", "!processor", "!shared"} {
+	for _, want := range []string{"!app", "!processor", "!messaging"} {
 		if !slices.Contains(strings.Fields(string(ignore)), want) {
 			t.Errorf(".dockerignore lacks %s", want)
 		}

@@ -5,13 +5,16 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/connenv"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Config is everything the app reads from its environment.
 type Config struct {
-	Broker          envconfig.Broker
-	Mongo           envconfig.Mongo
+	Broker          queue.Broker
+	Mongo           store.Mongo
 	HTTPAddr        string
 	MaxContentBytes int
 	PublishTimeout  time.Duration
@@ -23,8 +26,8 @@ type Config struct {
 func Load(lookup envconfig.Lookup) (Config, error) {
 	r := envconfig.NewReader(lookup)
 	c := Config{
-		Broker:          r.Broker(),
-		Mongo:           r.Mongo(),
+		Broker:          connenv.Broker(r),
+		Mongo:           connenv.Mongo(r),
 		HTTPAddr:        r.String("HTTP_ADDR", ":8080"),
 		MaxContentBytes: r.Int("MAX_CONTENT_BYTES", 1<<20, 1, 64<<20),
 		PublishTimeout:  r.Duration("PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond),

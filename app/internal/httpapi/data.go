@@ -7,7 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/keda-demo/keda-demo/shared/store"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 const (

@@ -14,7 +14,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/shared/store"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Queue publishes a message and returns nil only once the broker has taken it.
@@ -54,6 +55,9 @@ func New(d Deps) http.Handler {
 		d.Now = time.Now
 	}
 	a := &api{d}
+	for _, r := range queue.Reasons {
+		d.Metrics.PublishFailures.WithLabelValues(string(r)) // every series exists from the start, at 0
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
@@ -66,10 +70,12 @@ func New(d Deps) http.Handler {
 	return e
 }
 
-// errorBody is every error answer: the message, and the field at fault when there is one.
+// errorBody is every error answer: the message, the field at fault when there is one, and for a
+// publish the broker did not take, the reason (one of queue.Reasons).
 type errorBody struct {
-	Error string `json:"error"`
-	Field string `json:"field,omitempty"`
+	Error  string `json:"error"`
+	Field  string `json:"field,omitempty"`
+	Reason string `json:"reason,omitempty"`
 }
 
 func (a *api) handleError(err error, c echo.Context) {

@@ -11,8 +11,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/queue"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header, which becomes the record id.
@@ -49,10 +49,13 @@ func (a *api) send(c echo.Context) error {
 	err = a.Queue.Publish(ctx, pub)
 	a.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
-		a.Metrics.PublishFailures.WithLabelValues(failureReason(err)).Inc()
-		a.Log.Warn("publish failed", "message_id", id, "error", err.Error())
+		// The error names the broker's host and vhost: it goes to the log. The client gets the
+		// reason, in the same word as the metric label.
+		reason := queue.Classify(err)
+		a.Metrics.PublishFailures.WithLabelValues(string(reason)).Inc()
+		a.Log.Warn("publish failed", "message_id", id, "reason", string(reason), "error", err.Error())
 		c.Response().Header().Set("Retry-After", retryAfter)
-		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "message not queued: " + err.Error()})
+		return c.JSON(http.StatusServiceUnavailable, errorBody{Error: "message not queued: " + reason.Sentence(), Reason: string(reason)})
 	}
 	return c.JSON(http.StatusAccepted, sendResponse{ID: id, Status: "queued"})
 }
@@ -72,7 +75,7 @@ func (a *api) readMessage(c echo.Context) (contract.Message, error) {
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error()}
+			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error(), Err: contract.ErrTooLarge}
 		}
 		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "unreadable: " + err.Error()}
 	}
@@ -92,7 +95,7 @@ func (a *api) badRequest(c echo.Context, err error) error {
 		return err
 	}
 	code := http.StatusBadRequest
-	if strings.Contains(fe.Reason, contract.ErrTooLarge.Error()) {
+	if errors.Is(err, contract.ErrTooLarge) {
 		code = http.StatusRequestEntityTooLarge
 	}
 	return c.JSON(code, errorBody{Error: fe.Error(), Field: fe.Field})
@@ -108,17 +111,4 @@ func validKey(k string) bool {
 		}
 	}
 	return true
-}
-
-func failureReason(err error) string {
-	switch {
-	case errors.Is(err, queue.ErrReturned):
-		return "returned"
-	case errors.Is(err, queue.ErrNacked):
-		return "nacked"
-	case errors.Is(err, queue.ErrTimeout):
-		return "timeout"
-	default:
-		return "unavailable"
-	}
 }

@@ -15,8 +15,8 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/config"
 	"github.com/keda-demo/keda-demo/app/internal/httpapi"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/store"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.

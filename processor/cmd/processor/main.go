@@ -17,44 +17,56 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/processor/internal/requeue"
-	"github.com/keda-demo/keda-demo/shared/queue"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "requeue-dead" {
+		os.Exit(requeueDead(ctx, os.Args[2:]))
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "usage: processor [requeue-dead [--limit N]]")
+		os.Exit(job.ExitConfig)
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "processor:", err)
 		os.Exit(job.ExitConfig)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-
-	if len(os.Args) > 1 && os.Args[1] == "requeue-dead" {
-		fs := flag.NewFlagSet("requeue-dead", flag.ExitOnError)
-		limit := fs.Int("limit", 0, "move at most N messages (0: all)")
-		_ = fs.Parse(os.Args[2:])
-		conn, err := queue.Dial(cfg.Broker, "keda-demo-requeue-dead")
-		if err != nil {
-			log.Error("requeue-dead failed", "error", err.Error())
-			os.Exit(job.ExitBroker)
-		}
-		defer conn.Close()
-		moved, err := requeue.Move(ctx, conn, cfg.Broker.Topology, *limit)
-		if err != nil {
-			log.Error("requeue-dead failed", "moved", moved, "error", err.Error())
-			os.Exit(job.ExitFailure)
-		}
-		log.Info("requeue-dead done", "moved", moved, "from", cfg.Broker.Topology.DeadLetterQueue(), "to", cfg.Broker.Topology.Queue)
-		return
-	}
-	if len(os.Args) > 1 {
-		fmt.Fprintln(os.Stderr, "usage: processor [requeue-dead [--limit N]]")
-		os.Exit(job.ExitConfig)
-	}
 	host, _ := os.Hostname() // the pod name in Kubernetes
 	os.Exit(job.Runner{Cfg: cfg, Log: log, Hostname: host}.Run(ctx))
+}
+
+// requeueDead moves dead-lettered messages back and returns the exit code. It reads only the
+// broker settings: an operator runs it where MongoDB may not be configured at all.
+func requeueDead(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("requeue-dead", flag.ExitOnError)
+	limit := fs.Int("limit", 0, "move at most N messages (0: all)")
+	_ = fs.Parse(args)
+	cfg, err := config.LoadRequeue(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "processor requeue-dead:", err)
+		return job.ExitConfig
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	conn, err := queue.Dial(cfg.Broker, "keda-demo-requeue-dead")
+	if err != nil {
+		log.Error("requeue-dead failed", "error", err.Error())
+		return job.ExitBroker
+	}
+	defer conn.Close()
+	top := cfg.Broker.Topology
+	moved, err := requeue.Move(ctx, conn, top, *limit)
+	if err != nil {
+		log.Error("requeue-dead failed", "moved", moved, "error", err.Error())
+		return job.ExitFailure
+	}
+	log.Info("requeue-dead done", "moved", moved, "from", top.DeadLetterQueue(), "to", top.Queue)
+	return 0
 }

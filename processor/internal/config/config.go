@@ -5,13 +5,16 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/connenv"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Config is everything the processor reads from its environment.
 type Config struct {
-	Broker        envconfig.Broker
-	Mongo         envconfig.Mongo
+	Broker        queue.Broker
+	Mongo         store.Mongo
 	WorkDuration  time.Duration
 	MaxDeliveries int
 	LogLevel      slog.Level
@@ -21,11 +24,25 @@ type Config struct {
 func Load(lookup envconfig.Lookup) (Config, error) {
 	r := envconfig.NewReader(lookup)
 	c := Config{
-		Broker:        r.Broker(),
-		Mongo:         r.Mongo(),
+		Broker:        connenv.Broker(r),
+		Mongo:         connenv.Mongo(r),
 		WorkDuration:  r.Duration("WORK_DURATION", 20*time.Second, 0),
 		MaxDeliveries: r.Int("MAX_DELIVERIES", 5, 1, 1000),
 		LogLevel:      r.LogLevel(),
 	}
+	return c, r.Err()
+}
+
+// Requeue is what `processor requeue-dead` reads: it only moves messages between the two queues,
+// so it needs the broker and nothing of MongoDB.
+type Requeue struct {
+	Broker   queue.Broker
+	LogLevel slog.Level
+}
+
+// LoadRequeue reads and validates the environment of requeue-dead; the error names every problem.
+func LoadRequeue(lookup envconfig.Lookup) (Requeue, error) {
+	r := envconfig.NewReader(lookup)
+	c := Requeue{Broker: connenv.Broker(r), LogLevel: r.LogLevel()}
 	return c, r.Err()
 }

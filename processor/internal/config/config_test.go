@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
 )
 
 func TestLoad(t *testing.T) {
@@ -37,4 +37,39 @@ func TestLoad(t *testing.T) {
 			require.Equal(t, tc.max, c.MaxDeliveries)
 		})
 	}
+}
+
+// requeue-dead moves messages between two queues: it must start where no MongoDB is configured,
+// and still name every broker problem.
+func TestLoadRequeueNeedsOnlyTheBroker(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		queue   string
+		wantErr []string
+	}{
+		{"broker parts, no MongoDB", map[string]string{"RABBITMQ_HOST": "mq", "QUEUE_NAME": "orders"}, "orders", nil},
+		{"broker URL, no MongoDB", map[string]string{"RABBITMQ_URL": "amqp://u:p@mq:5672/%2F"}, "keda-demo", nil},
+		{"no broker", map[string]string{"MONGODB_HOST": "db"}, "", []string{"RABBITMQ_HOST is required"}},
+		{"bad broker", map[string]string{"RABBITMQ_HOST": "mq", "RABBITMQ_PORT": "0", "LOG_LEVEL": "loud"}, "",
+			[]string{`RABBITMQ_PORT="0"`, `LOG_LEVEL="loud"`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.LoadRequeue(envconfig.Map(tc.env))
+			if tc.wantErr != nil {
+				for _, w := range tc.wantErr {
+					require.ErrorContains(t, err, w)
+				}
+				require.NotContains(t, err.Error(), "MONGODB")
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.queue, c.Broker.Topology.Queue)
+			require.NotEmpty(t, c.Broker.URL)
+		})
+	}
+	// The whole processor does need MongoDB: the difference is the point.
+	_, err := config.Load(envconfig.Map(map[string]string{"RABBITMQ_HOST": "mq"}))
+	require.ErrorContains(t, err, "MONGODB_HOST is required")
 }

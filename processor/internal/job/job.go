@@ -18,10 +18,10 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/store"
 )
 
 // Exit codes, documented in the README and relied on by the chart.

@@ -17,12 +17,11 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/store"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/store"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 // bin is the processor binary, built with the fault-injection hook.
@@ -58,7 +57,7 @@ func newEnv(t testing.TB) *env {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
 	f := testkit.StartFerretDB(t)
-	st, err := store.Open(envconfig.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
+	st, err := store.Open(store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	e := &env{t: t, broker: b, mongo: f, top: top, store: st, vars: map[string]string{

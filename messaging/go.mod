@@ -1,9 +1,9 @@
-module github.com/keda-demo/keda-demo/shared
+module github.com/keda-demo/keda-demo/messaging
 
 go 1.26.4
 
 require (
-	github.com/FerretDB/FerretDB v1.24.2
+	github.com/FerretDB/FerretDB v1.24.2 // indirect
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/stretchr/testify v1.12.1
 	go.mongodb.org/mongo-driver/v2 v2.10.0
@@ -72,3 +72,7 @@ require (
 	modernc.org/strutil v1.2.0 // indirect
 	modernc.org/token v1.1.0 // indirect
 )
+
+require github.com/keda-demo/keda-demo/testkit v0.0.0
+
+replace github.com/keda-demo/keda-demo/testkit => ../testkit

@@ -1,4 +1,4 @@
-package envconfig_test
+package connenv_test
 
 import (
 	"crypto/ecdsa"
@@ -17,7 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/connenv"
+	"github.com/keda-demo/keda-demo/messaging/envconfig"
 )
 
 func TestBrokerURLEscaping(t *testing.T) {
@@ -59,7 +60,7 @@ func TestBrokerURLEscaping(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := envconfig.NewReader(envconfig.Map(tc.env))
-			b := r.Broker()
+			b := connenv.Broker(r)
 			require.NoError(t, r.Err())
 			if tc.wantURL != "" {
 				require.Equal(t, tc.wantURL, b.URL)
@@ -82,7 +83,7 @@ func TestMongoURIEscaping(t *testing.T) {
 		"MONGODB_HOST": "db", "MONGODB_USERNAME": "app", "MONGODB_PASSWORD": "P@ss/w:rd+?#%", "MONGODB_AUTH_SOURCE": "keda_demo",
 		"MONGODB_DATABASE": "d", "MONGODB_COLLECTION": "c",
 	}))
-	m := r.Mongo()
+	m := connenv.Mongo(r)
 	require.NoError(t, r.Err())
 	cs, err := connstring.ParseAndValidate(m.URI)
 	require.NoError(t, err)
@@ -97,7 +98,7 @@ func TestMongoURIEscaping(t *testing.T) {
 
 func TestMongoDefaults(t *testing.T) {
 	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_HOST": "db"}))
-	m := r.Mongo()
+	m := connenv.Mongo(r)
 	require.NoError(t, r.Err())
 	require.Equal(t, "mongodb://db:27017/", m.URI)
 	require.Equal(t, "keda_demo", m.Database)
@@ -125,8 +126,8 @@ func TestProblemsAreAllReported(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := envconfig.NewReader(envconfig.Map(tc.env))
-			r.Broker()
-			r.Mongo()
+			connenv.Broker(r)
+			connenv.Mongo(r)
 			r.LogLevel()
 			err := r.Err()
 			require.Error(t, err)
@@ -137,30 +138,18 @@ func TestProblemsAreAllReported(t *testing.T) {
 	}
 }
 
-func TestScalars(t *testing.T) {
-	r := envconfig.NewReader(envconfig.Map(map[string]string{"D": "1m30s", "N": "7", "BAD_D": "-1s", "BAD_N": "x"}))
-	require.Equal(t, 90*time.Second, r.Duration("D", time.Second, 0))
-	require.Equal(t, 20*time.Second, r.Duration("UNSET", 20*time.Second, 0))
-	require.Equal(t, 7, r.Int("N", 1, 1, 10))
-	require.NoError(t, r.Err())
-	r.Duration("BAD_D", time.Second, 0)
-	r.Int("BAD_N", 1, 1, 10)
-	require.ErrorContains(t, r.Err(), `BAD_D="-1s" must be a Go duration`)
-	require.ErrorContains(t, r.Err(), `BAD_N="x" must be an integer from 1 to 10`)
-}
-
 func TestMongoURIWithTLSAcceptsCAFile(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(ca, selfSignedPEM(t), 0o600))
 	for _, uri := range []string{"mongodb://db:27017/?tls=true", "mongodb+srv://cluster.example.com/"} {
 		r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": uri, "MONGODB_CA_FILE": ca}))
-		m := r.Mongo()
+		m := connenv.Mongo(r)
 		require.NoError(t, r.Err(), uri)
 		require.NotNil(t, m.TLS, uri)
 		require.NotNil(t, m.TLS.RootCAs, uri)
 	}
 	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_CA_FILE": ca}))
-	r.Mongo()
+	connenv.Mongo(r)
 	require.ErrorContains(t, r.Err(), "MONGODB_CA_FILE is set but MONGODB_TLS is not true")
 }
 

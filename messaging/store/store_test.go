@@ -8,14 +8,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/store"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 func open(t *testing.T) (*store.Store, *testkit.FerretDB) {
 	f := testkit.StartFerretDB(t)
-	s, err := store.Open(envconfig.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
+	s, err := store.Open(store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	require.NoError(t, s.Ping(context.Background()))

@@ -16,7 +16,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
 const localURL = "amqp://guest:guest@127.0.0.1:5672/"

@@ -8,22 +8,21 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
-	"github.com/keda-demo/keda-demo/shared/queue"
-	"github.com/keda-demo/keda-demo/shared/testkit"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
-func setup(t *testing.T) (*testkit.Broker, envconfig.Broker) {
+func setup(t *testing.T) (*testkit.Broker, queue.Broker) {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
-	return b, envconfig.Broker{URL: b.URL, Topology: top}
+	return b, queue.Broker{URL: b.URL, Topology: top}
 }
 
-
-func startPublisher(t *testing.T, cfg envconfig.Broker) *queue.Publisher {
+func startPublisher(t *testing.T, cfg queue.Broker) *queue.Publisher {
 	p := queue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -98,7 +97,6 @@ func TestPublisherReconnectsAfterOutage(t *testing.T) {
 	proxy.Cut()
 	require.False(t, <-states)
 	require.ErrorIs(t, publish(t, p, "during"), queue.ErrUnavailable)
-	require.False(t, p.Connected())
 
 	proxy.Restore()
 	select {
@@ -109,4 +107,25 @@ func TestPublisherReconnectsAfterOutage(t *testing.T) {
 	}
 	require.NoError(t, publish(t, p, "after"))
 	b.WaitDepth(cfg.Topology.Queue, 2)
+}
+
+// A real basic.nack (a full queue that rejects publishes) is ErrNacked, not a lost confirm: the
+// channel stays open.
+func TestFullQueueNacks(t *testing.T) {
+	b, cfg := setup(t)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	_, err = ch.QueueDeclare(cfg.Topology.Queue, false, true, false, false, amqp.Table{"x-max-length": 0, "x-overflow": "reject-publish"})
+	require.NoError(t, err)
+	c, err := queue.NewConfirmChannel(b.Conn)
+	require.NoError(t, err)
+	defer c.Ch.Close()
+	msg, err := contract.Publishing("full", contract.Message{Name: "n", Content: "c"}, time.Now())
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = c.Publish(ctx, cfg.Topology.Queue, msg)
+	require.ErrorIs(t, err, queue.ErrNacked)
+	require.Equal(t, queue.ReasonNacked, queue.Classify(err))
+	require.False(t, c.Ch.IsClosed())
 }

@@ -9,15 +9,13 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/keda-demo/keda-demo/shared/envconfig"
 )
 
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
 // (re)connect, and publishes with confirms over a pool of channels. While the broker is down,
 // Publish fails at once with ErrUnavailable instead of queueing callers.
 type Publisher struct {
-	broker envconfig.Broker
+	broker Broker
 	log    *slog.Logger
 	// OnState is called with true after every successful connect and false after every loss.
 	OnState func(up bool)
@@ -30,19 +28,12 @@ type Publisher struct {
 }
 
 // NewPublisher returns a Publisher; call Run to connect.
-func NewPublisher(b envconfig.Broker, log *slog.Logger) *Publisher {
+func NewPublisher(b Broker, log *slog.Logger) *Publisher {
 	return &Publisher{broker: b, log: log, OnState: func(bool) {}, declared: make(chan struct{})}
 }
 
 // Declared is closed once the topology has been declared for the first time.
 func (p *Publisher) Declared() <-chan struct{} { return p.declared }
-
-// Connected reports whether a connection is up now.
-func (p *Publisher) Connected() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.conn != nil && !p.conn.IsClosed()
-}
 
 // Run connects, declares the topology and reconnects after every loss, with capped backoff, until
 // ctx ends. It then closes the connection.

@@ -13,8 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/keda-demo/keda-demo/shared/envconfig"
 )
 
 // Record is one processed message. Its id is the message id, so a redelivered message never makes
@@ -63,7 +61,7 @@ type Store struct {
 }
 
 // Open prepares a client; it does not wait for the server (see Ping).
-func Open(cfg envconfig.Mongo) (*Store, error) {
+func Open(cfg Mongo) (*Store, error) {
 	opts := options.Client().ApplyURI(cfg.URI).
 		SetServerSelectionTimeout(5 * time.Second).
 		SetConnectTimeout(5 * time.Second).
@@ -150,9 +148,4 @@ func (s *Store) List(ctx context.Context, limit int, after *Cursor) ([]Record, *
 	records = records[:limit]
 	last := records[limit-1]
 	return records, &Cursor{CreatedAt: last.CreatedAt, ID: last.ID}, nil
-}
-
-// Count returns how many records there are (tests and the smoke check).
-func (s *Store) Count(ctx context.Context) (int64, error) {
-	return s.coll.CountDocuments(ctx, bson.D{})
 }

@@ -42,15 +42,20 @@ type Message struct {
 	Content string `json:"content"`
 }
 
-// FieldError names the field that failed validation.
+// FieldError names the field that failed validation. Err, when set, is the cause a caller may
+// test with errors.Is (ErrTooLarge); Reason is the text for people.
 type FieldError struct {
 	Field  string
 	Reason string
+	Err    error
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
-// ErrTooLarge is wrapped by the FieldError for content above the configured limit.
+// Unwrap returns the cause, so errors.Is(err, ErrTooLarge) sees through the FieldError.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// ErrTooLarge is wrapped by the FieldError for a field or body above its size limit.
 var ErrTooLarge = errors.New("too large")
 
 // Validate checks the fields of a message. maxContent <= 0 disables the content size check.
@@ -64,11 +69,11 @@ func (m Message) Validate(maxContent int) error {
 func checkText(field, v string, max int) error {
 	switch {
 	case v == "":
-		return &FieldError{field, "required and must not be empty"}
+		return &FieldError{Field: field, Reason: "required and must not be empty"}
 	case !utf8.ValidString(v):
-		return &FieldError{field, "must be valid UTF-8"}
+		return &FieldError{Field: field, Reason: "must be valid UTF-8"}
 	case max > 0 && len(v) > max:
-		return &FieldError{field, fmt.Sprintf("%v: %d bytes, at most %d", ErrTooLarge, len(v), max)}
+		return &FieldError{Field: field, Reason: fmt.Sprintf("%v: %d bytes, at most %d", ErrTooLarge, len(v), max), Err: ErrTooLarge}
 	}
 	return nil
 }
@@ -77,15 +82,15 @@ func checkText(field, v string, max int) error {
 func Decode(body []byte) (Message, error) {
 	var m Message
 	if !utf8.Valid(body) {
-		return m, &FieldError{"body", "must be valid UTF-8"}
+		return m, &FieldError{Field: "body", Reason: "must be valid UTF-8"}
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return m, &FieldError{"body", "invalid JSON: " + err.Error()}
+		return m, &FieldError{Field: "body", Reason: "invalid JSON: " + err.Error()}
 	}
 	if dec.More() {
-		return m, &FieldError{"body", "unexpected data after the JSON object"}
+		return m, &FieldError{Field: "body", Reason: "unexpected data after the JSON object"}
 	}
 	return m, m.Validate(0)
 }

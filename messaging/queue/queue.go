@@ -11,20 +11,22 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/keda-demo/keda-demo/shared/contract"
-	"github.com/keda-demo/keda-demo/shared/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
-// Errors callers tell apart. Each means the broker did not take the message.
+// Errors callers tell apart (Classify maps them to a Reason). Each means the broker did not take
+// the message, or, for ErrTimeout and ErrConfirmLost, that nobody knows whether it did.
 var (
 	ErrUnavailable = errors.New("broker unavailable")
+	ErrBlocked     = errors.New("broker blocks publishers (resource alarm)")
 	ErrNacked      = errors.New("broker refused the message (nack)")
 	ErrReturned    = errors.New("broker returned the message as unroutable: the queue does not exist")
 	ErrTimeout     = errors.New("timed out waiting for the broker's confirm")
+	ErrConfirmLost = errors.New("channel closed before the broker's confirm")
 )
 
 // Dial connects to the broker, over TLS when the configuration asks for it.
-func Dial(b envconfig.Broker, name string) (*amqp.Connection, error) {
+func Dial(b Broker, name string) (*amqp.Connection, error) {
 	cfg := amqp.Config{
 		Heartbeat:       10 * time.Second,
 		Locale:          "en_US",
@@ -86,6 +88,11 @@ func (c *ConfirmChannel) Publish(ctx context.Context, queue string, msg amqp.Pub
 		return ErrTimeout
 	case err != nil:
 		return fmt.Errorf("%w: confirm: %v", ErrUnavailable, err)
+	case !acked && c.Ch.IsClosed():
+		// amqp091-go settles every outstanding confirmation as a nack when the channel shuts down
+		// (it marks the channel closed first), so a closed channel means the confirm was lost, not
+		// refused: the broker may have queued the message.
+		return ErrConfirmLost
 	case !acked:
 		return ErrNacked
 	}
