@@ -30,6 +30,7 @@ require (
 	github.com/AlekSi/pointer v1.2.0 // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20250102033503-faa5f7b0171c // indirect
 	github.com/BurntSushi/toml v1.6.0 // indirect
+	github.com/FerretDB/FerretDB v1.24.2 // indirect
 	github.com/FerretDB/wire v0.0.8 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/detectors/gcp v1.38.0 // indirect
 	github.com/GoogleCloudPlatform/opentelemetry-operations-go/exporter/metric v0.62.0 // indirect
@@ -269,7 +270,6 @@ tool (
 )
 
 require (
-	github.com/FerretDB/FerretDB v1.24.2
 	github.com/keda-demo/keda-demo/messaging v0.0.0
 	github.com/keda-demo/keda-demo/testkit v0.0.0
 	github.com/rabbitmq/amqp091-go v1.16.0

@@ -132,9 +132,10 @@ func (s *stack) process() (int, string) {
 	return cmd.ProcessState.ExitCode(), line.Outcome
 }
 
-// The tutorial's step 11: five POSTs, the processor run five times as separate processes, and
-// GET /data holds exactly those five records. A sixth run finds the queue empty and exits 0.
-func TestTutorialStep11(t *testing.T) {
+// Five POSTs, the processor run five times as separate processes (one per message, as KEDA's
+// Jobs run it), and GET /data holds exactly those five records. A sixth run finds the queue
+// empty and exits 0.
+func TestFiveMessagesFiveRuns(t *testing.T) {
 	s := startStack(t)
 	for i := 1; i <= 5; i++ {
 		code, _ := s.send(fmt.Sprintf("record%d", i), fmt.Sprintf("content%d", i))
