@@ -70,7 +70,7 @@ pki() {
     cd "$d"
     openssl genrsa -out ca.key 2048 2>/dev/null
     openssl req -x509 -new -nodes -key ca.key -subj "/CN=keda-demo-ca" -days 3650 -out ca.crt
-    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:$GW,IP:10.96.0.1\n' >server.ext
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:%s,IP:10.96.0.1\n' "$GW" >server.ext
     printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' >client.ext
     openssl req -new -newkey rsa:2048 -nodes -keyout apiserver.key -subj "/CN=kube-apiserver" -out a.csr 2>/dev/null
     openssl x509 -req -in a.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile server.ext -out apiserver.crt 2>/dev/null
@@ -278,11 +278,11 @@ packages() {
 modver() { # module go.mod -> version of module required there, without the v
   awk -v m="$1" '($1==m || ($1=="require" && $2==m)) {v=($1=="require")?$3:$2; sub(/^v/,"",v); print v; exit}' "$2"
 }
-T=$ROOT/cluster/tools
-KV=$(modver k8s.io/kubernetes "$T/kubernetes/go.mod")
-KEDAV=$(modver github.com/kedacore/keda/v2 "$T/keda/go.mod")
-DNSV=$(modver github.com/coredns/coredns "$T/coredns/go.mod")
-FERRETV=$(modver github.com/FerretDB/FerretDB "$T/ferretdb/go.mod")
+TOOLS=$ROOT/cluster/tools
+KV=$(modver k8s.io/kubernetes "$TOOLS/kubernetes/go.mod")
+KEDAV=$(modver github.com/kedacore/keda/v2 "$TOOLS/keda/go.mod")
+DNSV=$(modver github.com/coredns/coredns "$TOOLS/coredns/go.mod")
+FERRETV=$(modver github.com/FerretDB/FerretDB "$TOOLS/ferretdb/go.mod")
 K8S_BIN=$CACHE/kubernetes-v$KV/bin
 KEDA_DIR=$CACHE/keda-v$KEDAV
 COREDNS_BIN=$CACHE/coredns-v$DNSV/bin/coredns
@@ -297,13 +297,13 @@ build() { # what is missing, into $CACHE; says first what a cold build costs
   [ -x "$FERRETDB_BIN" ] || todo+=("FerretDB v$FERRETV (~2 min)")
   [ ${#todo[@]} -gt 0 ] || [ ! -s "$PAUSE_TAR" ] || return 0
   [ ${#todo[@]} -eq 0 ] || phase "building into $CACHE (once per version): ${todo[*]}"
-  OUT=$K8S_BIN "$T/build-kubernetes.sh"
-  OUT=$KEDA_DIR "$T/build-keda.sh"
-  OUT=$(dirname "$COREDNS_BIN") "$T/build-main.sh" coredns github.com/coredns/coredns
-  OUT=$(dirname "$FERRETDB_BIN") "$T/build-main.sh" ferretdb github.com/FerretDB/FerretDB
+  OUT=$K8S_BIN "$TOOLS/build-kubernetes.sh"
+  OUT=$KEDA_DIR "$TOOLS/build-keda.sh"
+  OUT=$(dirname "$COREDNS_BIN") "$TOOLS/build-main.sh" coredns github.com/coredns/coredns
+  OUT=$(dirname "$FERRETDB_BIN") "$TOOLS/build-main.sh" ferretdb github.com/FerretDB/FerretDB
   if [ ! -s "$PAUSE_TAR" ]; then
     local tmp; tmp=$(mktemp -d); mkdir -p "$(dirname "$PAUSE_TAR")"
-    (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/pause" ./e2e/pause &&
+    (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/pause" ./cluster/pause &&
       go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin "$tmp/pause" --out "$PAUSE_TAR")
     rm -rf "$tmp"
   fi
@@ -484,6 +484,8 @@ down() {
     for tk in $("${ctr[@]}" tasks ls -q 2>/dev/null); do "${ctr[@]}" tasks rm -f "$tk" >/dev/null 2>&1; done
     for c in $("${ctr[@]}" containers ls -q 2>/dev/null); do "${ctr[@]}" containers rm "$c" >/dev/null 2>&1; done
   fi
+  # the control plane before etcd, so that the API server is not left waiting on it
+  for n in kube-controller-manager kube-scheduler coredns kube-apiserver; do [ -s "$RUN/pids/$n.pid" ] && stop_one "$n"; done
   stop_pids
   # kube-proxy's own cleanup of its iptables rules
   [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup --proxy-mode=iptables >/dev/null 2>&1 || true

@@ -531,7 +531,7 @@ func (e *env) secondUpRollsNewImages(t *testing.T) {
 		return d.Spec.Template.Spec.Containers[0].Image
 	}
 	before := image()
-	out, d := e.installRelease(t, "KDEMO_IMAGEBUILD_ARGS=--revision e2e-second-up-"+strconv.FormatInt(time.Now().UnixNano(), 36))
+	out, d := e.installRelease(t, fmt.Sprintf("KDEMO_IMAGEBUILD_ARGS=--revision %040x", time.Now().UnixNano()))
 	after := image()
 	if !strings.Contains(before, "@sha256:") || !strings.Contains(after, "@sha256:") {
 		t.Fatalf("app image not pinned by digest: %s -> %s", before, after)

@@ -24,7 +24,7 @@ mkdir -p "$E2E_RUN"
 PROCS='etcd|kube-|kubelet|containerd|runc|coredns|keda-operator|ferretdb|socat|epmd|beam|rabbitmq|pause|/usr/local/bin/(app|processor)'
 snapshot() { # dir
   mkdir -p "$1"
-  ps -e -o pid=,args= | grep -E -- "$PROCS" | grep -v -E -- '(grep|ps) ' | sort >"$1/processes"
+  ps -e -o pid=,args= | grep -E -- "$PROCS" | grep -v -E -- '(grep|ps) |<defunct>' | sort >"$1/processes"
   findmnt -rn -o TARGET | sort >"$1/mounts"
   ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort >"$1/links"
   { iptables-save 2>/dev/null; ip6tables-save 2>/dev/null; } | grep -E '^[:*]' | awk '{print $1}' | sort -u >"$1/iptables-chains"

@@ -1,4 +1,4 @@
-// Command pause is the pod sandbox process of the e2e cluster (image registry.k8s.io/pause:3.10,
+// Command pause is the pod sandbox process of the local cluster (image registry.k8s.io/pause:3.10,
 // containerd's sandbox_image): it is PID 1 of each pod, reaps zombies and exits on SIGTERM/SIGINT.
 package main
 

@@ -2,7 +2,7 @@
 // its k8s.io/* versions differ from the root module's. Build with GOWORK=off.
 // The replace block maps every staging module k8s.io/kubernetes requires at v0.0.0
 // to its published tag (Go ignores replace directives of dependencies).
-module github.com/keda-demo/keda-demo/e2e/tools/kubernetes
+module github.com/keda-demo/keda-demo/cluster/tools/kubernetes
 
 go 1.26.0
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Builds the pinned Kubernetes binaries into $OUT (default /var/cache/keda-demo-e2e/kubernetes-v$KV/bin).
+# Builds the pinned Kubernetes binaries into $OUT (default /var/cache/keda-demo/kubernetes-v$KV/bin).
 # usage: build-kubernetes.sh [cmd...]   (default: the five node binaries and kubectl)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/kubernetes" && pwd)
 KV=$(awk '($1=="k8s.io/kubernetes" || ($1=="require" && $2=="k8s.io/kubernetes")) {v=($1=="require")?$3:$2; sub(/^v/,"",v); print v; exit}' "$here/go.mod")
 MIN=$(echo "$KV" | cut -d. -f2)
-OUT=${OUT:-/var/cache/keda-demo-e2e/kubernetes-v$KV/bin}
+OUT=${OUT:-/var/cache/keda-demo/kubernetes-v$KV/bin}
 cmds=("$@"); [ ${#cmds[@]} -gt 0 ] || cmds=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 LD="-s -w"
 for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do

@@ -3,7 +3,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/keda" && pwd)
 KV=$(awk '$1=="github.com/kedacore/keda/v2" {sub(/^v/,"",$2); print $2; exit}' "$here/go.mod")
-OUT=${OUT:-/var/cache/keda-demo-e2e/keda-v$KV}
+OUT=${OUT:-/var/cache/keda-demo/keda-v$KV}
 mkdir -p "$OUT/bin" "$OUT/crds"
 cd "$here"
 if [ ! -x "$OUT/bin/keda-operator" ]; then

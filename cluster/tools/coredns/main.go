@@ -1,6 +1,6 @@
-// Command coredns is CoreDNS with only the plugins the e2e cluster needs: it serves the cluster
+// Command coredns is CoreDNS with only the plugins the local cluster needs: it serves the cluster
 // domain from the Kubernetes API (plugin kubernetes) and nothing else, so pods resolve Service
-// names and never reach a resolver outside the test.
+// names and never reach a resolver outside the machine.
 package main
 
 import (

@@ -1,6 +1,6 @@
-// Pinned build module for the e2e cluster's DNS server (a minimal CoreDNS). NOT part of go.work
+// Pinned build module for the local cluster's DNS server (a minimal CoreDNS). NOT part of go.work
 // (CoreDNS's k8s.io/* versions differ from the root module's). Build with GOWORK=off.
-module github.com/keda-demo/keda-demo/e2e/tools/coredns
+module github.com/keda-demo/keda-demo/cluster/tools/coredns
 
 go 1.25.0
 

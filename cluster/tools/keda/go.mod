@@ -1,6 +1,6 @@
-// Pinned build module for the KEDA operator used by the e2e test. NOT part of go.work
+// Pinned build module for the KEDA operator that `task up` runs. NOT part of go.work
 // (KEDA's k8s.io/* versions differ from the root module's). Build with GOWORK=off.
-module github.com/keda-demo/keda-demo/e2e/tools/keda
+module github.com/keda-demo/keda-demo/cluster/tools/keda
 
 go 1.26.0
 
