@@ -291,10 +291,10 @@ PAUSE_TAR=$CACHE/pause-3.10/pause.tar
 
 build() { # what is missing, into $CACHE; says first what a cold build costs
   local todo=()
-  [ -x "$K8S_BIN/kubectl" ] && [ -x "$K8S_BIN/kubelet" ] || todo+=("Kubernetes v$KV (~25 min on 2 cores)")
-  [ -x "$KEDA_DIR/bin/keda-operator" ] || todo+=("KEDA v$KEDAV (~8 min)")
-  [ -x "$COREDNS_BIN" ] || todo+=("CoreDNS v$DNSV (~2 min)")
-  [ -x "$FERRETDB_BIN" ] || todo+=("FerretDB v$FERRETV (~2 min)")
+  [ -x "$K8S_BIN/kubectl" ] && [ -x "$K8S_BIN/kubelet" ] || todo+=("Kubernetes v$KV (~15 min on 2 cores)")
+  [ -x "$KEDA_DIR/bin/keda-operator" ] || todo+=("KEDA v$KEDAV (~11 min)")
+  [ -x "$COREDNS_BIN" ] || todo+=("CoreDNS v$DNSV (~1 min)")
+  [ -x "$FERRETDB_BIN" ] || todo+=("FerretDB v$FERRETV (~3 min)")
   [ ${#todo[@]} -gt 0 ] || [ ! -s "$PAUSE_TAR" ] || return 0
   [ ${#todo[@]} -eq 0 ] || phase "building into $CACHE (once per version): ${todo[*]}"
   OUT=$K8S_BIN "$TOOLS/build-kubernetes.sh"
@@ -374,7 +374,7 @@ images() { # the app and processor images of this tree, imported into the node, 
   tar -C "$oci" -cf "$RUN/images.tar" .
   local ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io) line ref dg repo
   "${ctr[@]}" images import "$RUN/images.tar" >/dev/null
-  IMAGE_SETS=()
+  IMAGE_SETS=() IMAGES=()
   # "wrote keda-demo-app:0.1.0 (sha256:…) to OCI layout …": CRI finds an image by its normalised
   # name, so name it docker.io/library/<repo>@<digest>, which the chart's <repo>:<tag>@<digest> resolves to.
   while read -r line; do
@@ -384,9 +384,10 @@ images() { # the app and processor images of this tree, imported into the node, 
     "${ctr[@]}" images tag --force "$ref" "docker.io/library/$ref" >/dev/null
     "${ctr[@]}" images tag --force "$ref" "docker.io/library/$repo@$dg" >/dev/null
     IMAGE_SETS+=(--set "${repo#keda-demo-}.image.digest=$dg")
+    IMAGES+=("$repo@$dg")
   done <<<"$out"
   [ ${#IMAGE_SETS[@]} -eq 4 ] || { echo "images: expected the app and processor images, got: $out" >&2; return 1; }
-  phase "images built and imported (${IMAGE_SETS[*]})"
+  phase "images built and imported"
 }
 
 release() { # install or upgrade the chart: external mode against the host's RabbitMQ node and FerretDB
@@ -434,6 +435,7 @@ keda-demo is up (+$(since "$T0")s).
   app:        http://127.0.0.1:$APP_PORT   (try: curl -X POST 'http://127.0.0.1:$APP_PORT/send?name=hello&content=world')
   kubectl:    $K8S_BIN/kubectl --kubeconfig $KC -n $NAMESPACE get jobs
   kubeconfig: $KC
+  images:     ${IMAGES[*]}
   stop:       go tool task down   (PURGE=1 also deletes the data in $STATE)
 EOF
 }

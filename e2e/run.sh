@@ -19,11 +19,13 @@ export KDEMO_RUN=$E2E_RUN KDEMO_STATE=$E2E_RUN/state
 rm -rf "$KDEMO_STATE"
 mkdir -p "$E2E_RUN"
 
-# What exists before `up`, to compare with what is left after `down`. Processes: every one of the
-# programs `up` starts (the machine's own RabbitMQ has the same PID before and after).
-PROCS='etcd|kube-|kubelet|containerd|runc|coredns|keda-operator|ferretdb|socat|epmd|beam|rabbitmq|pause|/usr/local/bin/(app|processor)'
-snapshot() { # dir
+# What exists before `up`, to compare with what is left after `down`. Processes: every program
+# `up` starts names this run's folders, the cache or its own ports on its command line, or runs
+# in a pod (the pause image, the app and processor images).
+PROCS="$E2E_RUN|${KDEMO_CACHE:-/var/cache/keda-demo}|TCP-LISTEN:18000|-port 15682|^ *[0-9]+ /pause|/usr/local/bin/(app|processor)"
+snapshot() { # dir (a pipe whose grep finds nothing is an empty list, not an error)
   mkdir -p "$1"
+  local -; set +o pipefail
   ps -e -o pid=,args= | grep -E -- "$PROCS" | grep -v -E -- '(grep|ps) |<defunct>' | sort >"$1/processes"
   findmnt -rn -o TARGET | sort >"$1/mounts"
   ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | sort >"$1/links"
