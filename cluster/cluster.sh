@@ -11,7 +11,7 @@
 #   down    stops exactly the processes whose PIDs are in $RUN/pids, removes the containers, mounts,
 #           bridge, veths, iptables chains and cgroups `up` made and restores the sysctls it
 #           changed. Safe after a failed or partial `up`. Data in $STATE stays unless PURGE=1.
-#   status  exits 0 when a cluster of this script runs (any recorded PID alive, or its bridge exists).
+#   status  exits 0 when a cluster of this script runs (a node process alive, or its bridge exists).
 #
 # Everything listens on 127.0.0.1 or on the cluster's bridge gateway $NET.1 only.
 # Needs root and Linux; installs the Debian packages in NEED_PKGS.
@@ -310,10 +310,16 @@ build() { # what is missing, into $CACHE; says first what a cold build costs
   phase "components built"
 }
 
+runs() { # name: its recorded PID is alive and still that program (a PID file can outlive a reboot)
+  local pid
+  [ -s "$RUN/pids/$1.pid" ] && pid=$(cat "$RUN/pids/$1.pid") && kill -0 "$pid" 2>/dev/null &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
+}
+
 node_state() { # prints running, stopped or partial (of the node and control plane processes)
   local n alive=0 dead=0
   for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy; do
-    if [ -s "$RUN/pids/$n.pid" ] && kill -0 "$(cat "$RUN/pids/$n.pid")" 2>/dev/null; then alive=$((alive + 1)); else dead=$((dead + 1)); fi
+    if runs "$n"; then alive=$((alive + 1)); else dead=$((dead + 1)); fi
   done
   if [ $dead -eq 0 ]; then echo running; elif [ $alive -eq 0 ]; then echo stopped; else echo partial; fi
 }
@@ -440,10 +446,8 @@ keda-demo is up (+$(since "$T0")s).
 EOF
 }
 
-status() {
-  local f
-  for f in "$RUN"/pids/*.pid; do [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && return 0; done
-  ip link show "$BRIDGE" >/dev/null 2>&1
+status() { # running: any of the node's processes, or the bridge that `down` removes
+  [ "$(node_state)" != stopped ] || ip link show "$BRIDGE" >/dev/null 2>&1
 }
 
 stop_one() { # name: SIGTERM, SIGKILL after 20 s
