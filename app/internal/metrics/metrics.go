@@ -16,6 +16,7 @@ type Metrics struct {
 	PublishSeconds  prometheus.Histogram
 	PublishFailures *prometheus.CounterVec
 	DependencyUp    *prometheus.GaugeVec
+	QueueMessages   *prometheus.GaugeVec
 }
 
 // New registers the collectors, with the Go runtime and process ones.
@@ -35,8 +36,11 @@ func New() *Metrics {
 		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kedademo_dependency_up", Help: "1 when the dependency answers, 0 when it does not.",
 		}, []string{"dependency"}),
+		QueueMessages: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kedademo_queue_messages", Help: "Ready messages in the work queue and the dead-letter queue, as last read from the broker (absent while it does not answer).",
+		}, []string{"queue"}),
 	}
-	m.registry.MustRegister(m.Requests, m.PublishSeconds, m.PublishFailures, m.DependencyUp,
+	m.registry.MustRegister(m.Requests, m.PublishSeconds, m.PublishFailures, m.DependencyUp, m.QueueMessages,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, d := range []string{"rabbitmq", "mongodb"} {
 		m.DependencyUp.WithLabelValues(d).Set(0)
