@@ -24,6 +24,10 @@ type Record struct {
 	CreatedAt   time.Time `bson:"createdAt" json:"createdAt"`
 	ProcessedAt time.Time `bson:"processedAt" json:"processedAt"`
 	ProcessedBy string    `bson:"processedBy" json:"processedBy"`
+	// Job is the Kubernetes Job that stored the record; it outlives the Job, which KEDA deletes.
+	Job string `bson:"job,omitempty" json:"job,omitempty"`
+	// WorkDoneAt is when the processor's work on the record ended; zero while it runs.
+	WorkDoneAt time.Time `bson:"workDoneAt,omitempty" json:"workDoneAt,omitzero"`
 }
 
 // Cursor marks where the next page starts: records strictly older than (CreatedAt, ID).
@@ -109,12 +113,26 @@ func (s *Store) Upsert(ctx context.Context, rec Record) (bool, error) {
 			{Key: "createdAt", Value: rec.CreatedAt},
 			{Key: "processedAt", Value: rec.ProcessedAt},
 			{Key: "processedBy", Value: rec.ProcessedBy},
+			{Key: "job", Value: rec.Job},
 		}}},
 		options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return false, fmt.Errorf("upsert record %q: %w", rec.ID, err)
 	}
 	return res.UpsertedCount == 1, nil
+}
+
+// WorkDone records when the work on record id ended. A redelivery's work moves the time on.
+func (s *Store) WorkDone(ctx context.Context, id string, at time.Time) error {
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "workDoneAt", Value: at.UTC()}}}})
+	if err != nil {
+		return fmt.Errorf("mark work done on record %q: %w", id, err)
+	}
+	if res.MatchedCount == 0 {
+		return fmt.Errorf("mark work done on record %q: no such record", id)
+	}
+	return nil
 }
 
 // List returns up to limit records, newest first, starting after the cursor when one is given, and
@@ -141,6 +159,9 @@ func (s *Store) List(ctx context.Context, limit int, after *Cursor) ([]Record, *
 	for i := range records {
 		records[i].CreatedAt = records[i].CreatedAt.UTC()
 		records[i].ProcessedAt = records[i].ProcessedAt.UTC()
+		if !records[i].WorkDoneAt.IsZero() {
+			records[i].WorkDoneAt = records[i].WorkDoneAt.UTC()
+		}
 	}
 	if len(records) <= limit {
 		return records, nil, nil

@@ -42,6 +42,24 @@ func TestUpsertIsIdempotent(t *testing.T) {
 	require.Equal(t, []store.Record{rec}, got)
 }
 
+func TestWorkDoneIsKeptWithTheJobName(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	rec := store.Record{ID: "m1", Name: "n", Content: "c", CreatedAt: time.UnixMilli(1000).UTC(), ProcessedAt: time.UnixMilli(2000).UTC(), ProcessedBy: "p1-x", Job: "p1"}
+	_, err := s.Upsert(ctx, rec)
+	require.NoError(t, err)
+	got, _, err := s.List(ctx, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []store.Record{rec}, got, "the work still runs: no end time")
+
+	require.NoError(t, s.WorkDone(ctx, "m1", time.UnixMilli(22000)))
+	rec.WorkDoneAt = time.UnixMilli(22000).UTC()
+	got, _, err = s.List(ctx, 10, nil)
+	require.NoError(t, err)
+	require.Equal(t, []store.Record{rec}, got)
+	require.ErrorContains(t, s.WorkDone(ctx, "nope", time.UnixMilli(1)), "no such record")
+}
+
 func TestListPagesNewestFirst(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()

@@ -17,7 +17,10 @@ type Config struct {
 	Mongo         store.Mongo
 	WorkDuration  time.Duration
 	MaxDeliveries int
-	LogLevel      slog.Level
+	// JobName is the Kubernetes Job this run belongs to (the chart sets it through the downward
+	// API); records keep it after KEDA deletes the Job. Empty outside Kubernetes.
+	JobName  string
+	LogLevel slog.Level
 }
 
 // Load reads and validates the environment; the error names every problem.
@@ -28,6 +31,7 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 		Mongo:         connenv.Mongo(r),
 		WorkDuration:  r.Duration("WORK_DURATION", 20*time.Second, 0),
 		MaxDeliveries: r.Int("MAX_DELIVERIES", 5, 1, 1000),
+		JobName:       r.String("JOB_NAME", ""),
 		LogLevel:      r.LogLevel(),
 	}
 	return c, r.Err()

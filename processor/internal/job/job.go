@@ -140,7 +140,7 @@ func (r Runner) run(ctx context.Context) result {
 	inserted, err := st.Upsert(wctx, store.Record{
 		ID: d.MessageId, Name: msg.Name, Content: msg.Content,
 		CreatedAt:   contract.CreatedAt(d.Headers, d.Timestamp),
-		ProcessedAt: time.Now().UTC(), ProcessedBy: r.Hostname,
+		ProcessedAt: time.Now().UTC(), ProcessedBy: r.Hostname, Job: r.Cfg.JobName,
 	})
 	cancel()
 	res.storeTime = time.Since(t0)
@@ -165,6 +165,13 @@ func (r Runner) run(ctx context.Context) result {
 	case <-ctx.Done(): // SIGTERM: the record is safe, exit promptly and cleanly
 		res.interrupted = true
 	case <-time.After(r.Cfg.WorkDuration):
+		// The end of the work is what tells "processing" from "done" on the live page. The record
+		// and the ack are safe already, so a failed write is logged, not fatal.
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := st.WorkDone(dctx, d.MessageId, time.Now()); err != nil {
+			r.Log.Warn("work end not recorded", "message_id", d.MessageId, "error", err.Error())
+		}
+		cancel()
 	}
 	res.workTime = time.Since(t1)
 	return res

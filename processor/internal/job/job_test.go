@@ -142,7 +142,7 @@ func TestStoresOneMessageAndAcks(t *testing.T) {
 	e := newEnv(t)
 	e.publish("m1", `{"name":"record1","content":"content1"}`)
 	e.publish("m2", `{"name":"record2","content":"content2"}`)
-	r := e.run(nil)
+	r := e.run(map[string]string{"JOB_NAME": "keda-demo-processor-x7k2p"})
 	require.Equal(t, job.ExitOK, r.code, r.raw)
 	require.Equal(t, string(job.Stored), r.log.Outcome)
 	require.Equal(t, "m1", r.log.MessageID)
@@ -152,6 +152,8 @@ func TestStoresOneMessageAndAcks(t *testing.T) {
 	require.Equal(t, "record1", recs[0].Name)
 	require.Equal(t, "content1", recs[0].Content)
 	require.NotEmpty(t, recs[0].ProcessedBy)
+	require.Equal(t, "keda-demo-processor-x7k2p", recs[0].Job)
+	require.False(t, recs[0].WorkDoneAt.Before(recs[0].ProcessedAt), "the work ends after the store write: %+v", recs[0])
 }
 
 func TestKilledAfterStoreBeforeAckStoresOnce(t *testing.T) {
@@ -263,6 +265,7 @@ func TestSIGTERMDuringWorkExitsZero(t *testing.T) {
 	require.NoError(t, cmd.Wait(), out.String())
 	require.Less(t, time.Since(start), 5*time.Second)
 	require.Contains(t, out.String(), `"work_interrupted":true`)
+	require.True(t, e.records()[0].WorkDoneAt.IsZero(), "interrupted work is not reported done")
 }
 
 func TestUnreachableDependenciesAndBadConfig(t *testing.T) {
