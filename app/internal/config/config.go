@@ -19,7 +19,13 @@ type Config struct {
 	MaxContentBytes int
 	PublishTimeout  time.Duration
 	ShutdownTimeout time.Duration
-	LogLevel        slog.Level
+	// LiveMaxClients bounds the live page's open streams; LiveHeartbeat is their idle beat and
+	// how long one write to a client may take.
+	LiveMaxClients int
+	LiveHeartbeat  time.Duration
+	// JobsSelector selects the ScaledJob's Jobs for the live page; empty turns that view off.
+	JobsSelector string
+	LogLevel     slog.Level
 }
 
 // Load reads and validates the environment; the error names every problem.
@@ -32,6 +38,9 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 		MaxContentBytes: r.Int("MAX_CONTENT_BYTES", 1<<20, 1, 64<<20),
 		PublishTimeout:  r.Duration("PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0),
+		LiveMaxClients:  r.Int("LIVE_MAX_CLIENTS", 20, 1, 1000),
+		LiveHeartbeat:   r.Duration("LIVE_HEARTBEAT", 15*time.Second, time.Second),
+		JobsSelector:    r.String("JOBS_SELECTOR", ""),
 		LogLevel:        r.LogLevel(),
 	}
 	return c, r.Err()

@@ -42,6 +42,8 @@ type Deps struct {
 	BrokerUp, MongoUp func() bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Page serves the live page and its files; Events is its event stream. Both optional.
+	Page, Events http.Handler
 }
 
 // retryAfter is what 503 answers tell clients to wait, in seconds.
@@ -67,6 +69,14 @@ func New(d Deps) http.Handler {
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
+	if d.Page != nil {
+		for _, path := range []string{"/", "/live.js", "/live.css"} {
+			e.GET(path, echo.WrapHandler(d.Page))
+		}
+	}
+	if d.Events != nil {
+		e.GET("/events", echo.WrapHandler(d.Events))
+	}
 	return e
 }
 

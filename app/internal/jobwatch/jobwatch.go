@@ -8,7 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -32,34 +35,55 @@ type Sink interface {
 
 // Config selects the Jobs to watch.
 type Config struct {
-	Enabled   bool
-	Namespace string
 	// Selector is a label selector of the ScaledJob's Jobs (KEDA labels them
-	// scaledjob.keda.sh/name=<ScaledJob>).
+	// scaledjob.keda.sh/name=<ScaledJob>); empty turns the view off.
 	Selector string
+	// Namespace is where they run; empty means the pod's own (from its ServiceAccount mount).
+	Namespace string
 }
 
-// Run watches until ctx ends. A disabled watch, or one outside a cluster, reports "disabled".
+// namespaceFile is where Kubernetes mounts the pod's namespace with its token.
+const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// Run watches until ctx ends. Without a selector, outside a cluster or without a mounted token
+// (the chart mounts it only with app.dashboard.jobs.enabled), it reports "disabled" and returns.
 func Run(ctx context.Context, cfg Config, sink Sink, log *slog.Logger) {
-	if !cfg.Enabled {
-		sink.SetJobsStatus(live.JobsStatus{State: live.JobsDisabled, Detail: "the Jobs view is turned off (app.dashboard.jobs.enabled=false)"})
+	disabled := func(detail string, err error) {
+		attrs := []any{"reason", detail}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+		}
+		log.Info("jobs view disabled", attrs...)
+		sink.SetJobsStatus(live.JobsStatus{State: live.JobsDisabled, Detail: detail})
+	}
+	if cfg.Selector == "" {
+		disabled("JOBS_SELECTOR is not set", nil)
 		return
 	}
 	rc, err := rest.InClusterConfig()
-	if err != nil {
-		detail := "not running in Kubernetes"
-		if !errors.Is(err, rest.ErrNotInCluster) {
-			detail = "no usable in-cluster credentials"
-		}
-		log.Info("jobs view disabled", "reason", err.Error())
-		sink.SetJobsStatus(live.JobsStatus{State: live.JobsDisabled, Detail: detail})
+	switch {
+	case errors.Is(err, rest.ErrNotInCluster):
+		disabled("not running in Kubernetes", nil)
 		return
+	case errors.Is(err, fs.ErrNotExist):
+		disabled("the app's ServiceAccount token is not mounted (app.dashboard.jobs.enabled=false)", err)
+		return
+	case err != nil:
+		disabled("no usable in-cluster credentials", err)
+		return
+	}
+	if cfg.Namespace == "" {
+		ns, err := os.ReadFile(namespaceFile)
+		if err != nil {
+			disabled("the pod's namespace is unknown", err)
+			return
+		}
+		cfg.Namespace = strings.TrimSpace(string(ns))
 	}
 	rc.Timeout = 30 * time.Second // bounds every call except the long-lived watches
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		sink.SetJobsStatus(live.JobsStatus{State: live.JobsDisabled, Detail: "no Kubernetes client"})
-		log.Warn("jobs view disabled", "error", err.Error())
+		disabled("no Kubernetes client", err)
 		return
 	}
 	Watch(ctx, cs, cfg, sink, log)

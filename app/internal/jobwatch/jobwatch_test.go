@@ -97,7 +97,7 @@ func start(t *testing.T, cs *fake.Clientset) *sink {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Watch(ctx, cs, Config{Enabled: true, Namespace: "demo", Selector: "scaledjob.keda.sh/name=keda-demo-processor"}, s, slog.New(slog.DiscardHandler))
+		Watch(ctx, cs, Config{Namespace: "demo", Selector: "scaledjob.keda.sh/name=keda-demo-processor"}, s, slog.New(slog.DiscardHandler))
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -154,12 +154,23 @@ func TestForbiddenIsShownAndRecoveryNoticed(t *testing.T) {
 	require.Eventually(t, func() bool { j, _ := s.get(); _, ok := j["a"]; return ok }, 10*time.Second, 10*time.Millisecond)
 }
 
-func TestRunOutsideAClusterIsDisabled(t *testing.T) {
+func TestRunWithoutSelectorOrClusterIsDisabled(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	for _, enabled := range []bool{false, true} {
+	for _, tt := range []struct{ selector, detail string }{
+		{"", "JOBS_SELECTOR is not set"},
+		{"scaledjob.keda.sh/name=x", "not running in Kubernetes"},
+	} {
 		s := &sink{jobs: map[string]live.Job{}}
-		Run(context.Background(), Config{Enabled: enabled, Namespace: "demo"}, s, slog.New(slog.DiscardHandler))
+		Run(context.Background(), Config{Selector: tt.selector}, s, slog.New(slog.DiscardHandler))
 		_, st := s.get()
-		require.Equal(t, live.JobsDisabled, st.State, "enabled=%v", enabled)
+		require.Equal(t, live.JobsStatus{State: live.JobsDisabled, Detail: tt.detail}, st)
 	}
+	// In a pod whose token is not mounted (this machine has none at the standard path).
+	t.Setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "443")
+	s := &sink{jobs: map[string]live.Job{}}
+	Run(context.Background(), Config{Selector: "scaledjob.keda.sh/name=x"}, s, slog.New(slog.DiscardHandler))
+	_, st := s.get()
+	require.Equal(t, live.JobsDisabled, st.State)
+	require.Contains(t, st.Detail, "token is not mounted")
 }

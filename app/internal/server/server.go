@@ -9,18 +9,38 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/keda-demo/keda-demo/app/internal/config"
 	"github.com/keda-demo/keda-demo/app/internal/httpapi"
+	"github.com/keda-demo/keda-demo/app/internal/jobwatch"
+	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
+	"github.com/keda-demo/keda-demo/app/internal/poll"
+	"github.com/keda-demo/keda-demo/app/internal/queuedepth"
 	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.
 const mongoCheckInterval = 5 * time.Second
+
+// The live page's sources are read at these rates, however many pages are open: under the 1 s
+// the page promises, and one broker and one MongoDB query per period.
+const (
+	depthInterval   = time.Second
+	recordsInterval = 500 * time.Millisecond
+	// liveRecords is how many of the newest records the page follows.
+	liveRecords = 100
+)
+
+// writeTimeout bounds every response but the live stream's, whose writes are each bounded by
+// its heartbeat instead (a var so a test can shorten it).
+var writeTimeout = 60 * time.Second
 
 // Run serves on l (or on cfg.HTTPAddr when l is nil) until ctx ends, then stops accepting,
 // finishes in-flight requests within cfg.ShutdownTimeout and returns.
@@ -47,6 +67,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 		m.DependencyUp.WithLabelValues("mongodb").Set(gauge(up))
 	})
 
+	hub := live.NewHub(live.Options{MaxClients: cfg.LiveMaxClients, Heartbeat: cfg.LiveHeartbeat, MaxRecords: liveRecords, Log: log})
+	depth := &queuedepth.AMQP{
+		Dial:  func() (*amqp.Connection, error) { return queue.Dial(cfg.Broker, "keda-demo-app-depth") },
+		Queue: cfg.Broker.Topology.Queue, DeadLetterQueue: cfg.Broker.Topology.DeadLetterQueue(),
+	}
+	defer func() { _ = depth.Close() }()
+	sampler := &queuedepth.Sampler{Reader: depth, Gauge: m.QueueMessages, Publish: hub.SetQueue, Log: log}
+	go poll.Every(bg, depthInterval, depthInterval, sampler.Sample)
+	go poll.Every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
+		if recs, _, err := st.List(ctx, liveRecords, nil); err == nil { // an outage shows on /readyz
+			hub.PutRecords(liveView(recs))
+		}
+	})
+	go jobwatch.Run(bg, jobwatch.Config{Selector: cfg.JobsSelector}, hub, log)
+
 	handler := httpapi.New(httpapi.Deps{
 		Queue: pub, Records: st, Metrics: m, Log: log,
 		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout,
@@ -59,8 +94,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 			}
 		},
 		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load,
+		Page: live.Page(), Events: hub,
 	})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: writeTimeout}
+	srv.RegisterOnShutdown(hub.Close) // Shutdown waits for open requests, and streams never end
 	if l == nil {
 		if l, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -115,6 +152,24 @@ func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func
 		case <-time.After(mongoCheckInterval):
 		}
 	}
+}
+
+// liveContent is how much of a record's content the page gets: content may be up to
+// MAX_CONTENT_BYTES, and the page follows a hundred records.
+const liveContent = 200
+
+// liveView is how the page shows records: no more than the page needs.
+func liveView(recs []store.Record) []live.Record {
+	out := make([]live.Record, len(recs))
+	for i, r := range recs {
+		content := r.Content
+		if len(content) > liveContent {
+			content = strings.ToValidUTF8(content[:liveContent], "") + "…"
+		}
+		out[i] = live.Record{ID: r.ID, Name: r.Name, Content: content, Job: r.Job,
+			CreatedAt: r.CreatedAt, StoredAt: r.ProcessedAt, WorkDoneAt: r.WorkDoneAt}
+	}
+	return out
 }
 
 func gauge(up bool) float64 {
