@@ -16,7 +16,9 @@ require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.2 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/chromedp/cdproto v0.160.1 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
@@ -72,6 +74,9 @@ require (
 	modernc.org/token v1.1.0 // indirect
 )
 
-require github.com/keda-demo/keda-demo/messaging v0.0.0
+require (
+	github.com/chromedp/chromedp v0.23.1
+	github.com/keda-demo/keda-demo/messaging v0.0.0
+)
 
 replace github.com/keda-demo/keda-demo/messaging => ../messaging

@@ -1,0 +1,142 @@
+package testkit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// LivePage drives the app's live page in a browser tab (see Browser), for the page's own test
+// and for the e2e alike.
+type LivePage struct{ ctx context.Context }
+
+// JobRow and RecordRow are the rows the page shows, as its data- attributes say.
+type JobRow struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// SeenMs is when the row first showed (Unix ms, the browser's clock).
+	SeenMs int64 `json:"seenMs"`
+}
+
+type RecordRow struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Job    string `json:"job"`
+	Work   string `json:"work"` // "running" or "done"
+	SeenMs int64  `json:"seenMs"`
+}
+
+// PageRows is what the page shows.
+type PageRows struct {
+	Jobs       []JobRow    `json:"jobs"`
+	Records    []RecordRow `json:"records"`
+	JobsStatus string      `json:"jobsStatus"`
+	Work, Dead string
+}
+
+// seenScript records when each Job and record row first appears, however often the tables are
+// redrawn: a MutationObserver, so no poll interval adds to the measured lag.
+const seenScript = `(() => {
+  window.kdSeen = { jobs: {}, records: {} };
+  const mark = () => {
+    const now = Date.now();
+    for (const tr of document.querySelectorAll("#jobs tr[data-job]")) window.kdSeen.jobs[tr.dataset.job] ??= now;
+    for (const tr of document.querySelectorAll("#records tr[data-record]")) window.kdSeen.records[tr.dataset.record] ??= now;
+  };
+  new MutationObserver(mark).observe(document.body, { childList: true, subtree: true });
+  mark();
+  return true;
+})()`
+
+const rowsScript = `(() => ({
+  jobs: [...document.querySelectorAll("#jobs tr[data-job]")].map((tr) => ({
+    name: tr.dataset.job, state: tr.dataset.state, seenMs: window.kdSeen.jobs[tr.dataset.job] || 0 })),
+  records: [...document.querySelectorAll("#records tr[data-record]")].map((tr) => ({
+    id: tr.dataset.record, name: tr.cells[0].textContent, job: tr.dataset.job, work: tr.dataset.work,
+    seenMs: window.kdSeen.records[tr.dataset.record] || 0 })),
+  jobsStatus: document.getElementById("jobs-status").dataset.state || "",
+  Work: document.getElementById("q-work").textContent,
+  Dead: document.getElementById("q-dead").textContent,
+}))()`
+
+// OpenLivePage loads url and waits until the stream is live.
+func OpenLivePage(ctx context.Context, url string) (*LivePage, error) {
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS("#conn.on")),
+		chromedp.Evaluate[chromedp.Void](seenScript),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("open live page %s: %w", url, err)
+	}
+	return &LivePage{ctx: ctx}, nil
+}
+
+// Send fills the page's form and submits it: n messages named name-<stamp>-<i>.
+func (p *LivePage) Send(name, content string, n int) error {
+	return chromedp.Do(p.ctx,
+		chromedp.SetValue(chromedp.CSS(`#send input[name=name]`), name),
+		chromedp.SetValue(chromedp.CSS(`#send input[name=content]`), content),
+		chromedp.SetValue(chromedp.CSS(`#send input[name=count]`), strconv.Itoa(n)),
+		chromedp.Evaluate[chromedp.Void](`delete document.getElementById("send-result").dataset.done`),
+		chromedp.Click(chromedp.CSS(`#send button`)),
+	)
+}
+
+// SendResult waits until the form has sent everything and returns how many were queued.
+func (p *LivePage) SendResult() (queued int, text string, err error) {
+	err = chromedp.Do(p.ctx, chromedp.WaitReady(chromedp.CSS(`#send-result[data-done]`)))
+	if err != nil {
+		return 0, "", fmt.Errorf("wait for the form: %w", err)
+	}
+	text, err = chromedp.Run(p.ctx, chromedp.TextContent(chromedp.CSS(`#send-result`)))
+	if err != nil {
+		return 0, "", err
+	}
+	ok, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.getElementById("send-result").dataset.ok`))
+	if err != nil {
+		return 0, text, err
+	}
+	n, err := strconv.Atoi(ok)
+	return n, text, err
+}
+
+// Rows reads what the page shows now.
+func (p *LivePage) Rows() (PageRows, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[PageRows](rowsScript))
+}
+
+// WaitRows polls the page every 100 ms until done accepts its rows, or ctx or timeout ends.
+func (p *LivePage) WaitRows(timeout time.Duration, done func(PageRows) bool) (PageRows, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		rows, err := p.Rows()
+		if err != nil {
+			return rows, err
+		}
+		if done(rows) {
+			return rows, nil
+		}
+		if time.Now().After(deadline) {
+			return rows, fmt.Errorf("the page did not show what was awaited within %s", timeout)
+		}
+		select {
+		case <-p.ctx.Done():
+			return rows, p.ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Screenshot saves the whole page as a PNG.
+func (p *LivePage) Screenshot(path string) error {
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		return fmt.Errorf("screenshot: %w", err)
+	}
+	return os.WriteFile(path, png, 0o644)
+}
