@@ -45,6 +45,11 @@ func TestBadValues(t *testing.T) {
 		{"offline without passwords", []string{"renderOffline=true"}, nil, []string{"mongodb.auth.rootPassword"}},
 		{"offline without rabbitmq password", []string{"renderOffline=true", "mongodb.auth.rootPassword=a", "mongodb.auth.passwords={b}"}, nil, []string{"rabbitmq.auth.password"}},
 		{"registry credentials incomplete", []string{"global.kedaDemo.registryCredentials.create=true"}, nil, []string{"global.kedaDemo.registryCredentials"}},
+		{"jobs view Role on the namespace's default account", []string{"app.serviceAccount.create=false"}, nil, []string{"app.dashboard.jobs.enabled", "app.serviceAccount.name", `"default"`}},
+		{"typo'd dashboard key", []string{"app.dashboard.job.enabled=false"}, nil, []string{"dashboard", "job"}},
+		{"live heartbeat without a unit", []string{"app.dashboard.heartbeat=15"}, nil, []string{"heartbeat"}},
+		{"no live clients", []string{"app.dashboard.maxClients=0"}, nil, []string{"maxClients"}},
+		{"typo'd Grafana dashboard key", []string{"app.grafanaDashboard.label.a=b"}, nil, []string{"grafanaDashboard", "label"}},
 		{"http trigger with URL secret", []string{"rabbitmq.enabled=false", "global.kedaDemo.externalRabbitmq.urlSecret.name=u", "processor.keda.trigger.protocol=http"}, nil, []string{"processor.keda.trigger.protocol"}},
 	}
 	for _, c := range cases {

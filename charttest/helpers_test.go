@@ -36,6 +36,7 @@ var apiVersions = chartutil.VersionSet{
 	"keda.sh/v1alpha1/TriggerAuthentication",
 	"monitoring.coreos.com/v1",
 	"monitoring.coreos.com/v1/ServiceMonitor",
+	"monitoring.coreos.com/v1/PrometheusRule",
 }
 
 // profiles are the ready-made values files in ci/ (chart-testing installs each of them).
@@ -139,16 +140,22 @@ func (r rendered) kind(kind string) []doc {
 	return out
 }
 
-// one returns the single object of a kind that belongs to keda-demo itself (label
+// ours returns the objects of a kind that belong to keda-demo itself (label
 // app.kubernetes.io/part-of=keda-demo), ignoring what the bitnami charts render.
-func (r rendered) one(t *testing.T, kind string) doc {
-	t.Helper()
+func (r rendered) ours(kind string) []doc {
 	var ds []doc
 	for _, d := range r.kind(kind) {
 		if str(get(d.obj, "metadata", "labels", "app.kubernetes.io/part-of")) == "keda-demo" {
 			ds = append(ds, d)
 		}
 	}
+	return ds
+}
+
+// one returns the single object of a kind that belongs to keda-demo itself.
+func (r rendered) one(t *testing.T, kind string) doc {
+	t.Helper()
+	ds := r.ours(kind)
 	if len(ds) != 1 {
 		t.Fatalf("want exactly one keda-demo %s, got %d", kind, len(ds))
 	}

@@ -175,7 +175,8 @@ func checkObjects(t *testing.T, r rendered) {
 					t.Errorf("%s: spec.jobTargetRef is not a strict batch/v1 JobSpec: %v", where, err)
 				}
 			}
-		case gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}:
+		case gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"},
+			gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}:
 			for k := range d.obj {
 				if k != "apiVersion" && k != "kind" && k != "metadata" && k != "spec" {
 					t.Errorf("%s: unknown top-level field %q", where, k)
@@ -243,12 +244,27 @@ func checkRestricted(t *testing.T, r rendered) {
 	if len(pods) < 3 {
 		t.Fatalf("want the app, processor and helm test pods, got %d", len(pods))
 	}
-	for _, p := range restrictedProblems(t, pods) {
+	for _, p := range restrictedProblems(t, pods, boundAccounts(r)) {
 		t.Error(p)
 	}
 }
 
-func restrictedProblems(t *testing.T, pods []podOf) []string {
+// boundAccounts are the ServiceAccounts the release's RoleBindings grant a Role to.
+func boundAccounts(r rendered) map[string]bool {
+	bound := map[string]bool{}
+	for _, rb := range r.kind("RoleBinding") {
+		for _, s := range get(rb.obj, "subjects").([]any) {
+			if str(get(s, "kind")) == "ServiceAccount" {
+				bound[str(get(s, "name"))] = true
+			}
+		}
+	}
+	return bound
+}
+
+// restrictedProblems: a pod mounts its ServiceAccount token only when the release binds a Role to
+// that account (the app's Jobs view); any other pod has no use for one.
+func restrictedProblems(t *testing.T, pods []podOf, bound map[string]bool) []string {
 	t.Helper()
 	pssOnce.Do(func() { pssEvaluator, pssErr = policy.NewEvaluator(policy.DefaultChecks(), nil) })
 	if pssErr != nil {
@@ -267,8 +283,9 @@ func restrictedProblems(t *testing.T, pods []podOf) []string {
 				problems = append(problems, fmt.Sprintf("%s container %s: readOnlyRootFilesystem must be true", p.where, c.Name))
 			}
 		}
-		if p.spec.AutomountServiceAccountToken == nil || *p.spec.AutomountServiceAccountToken {
-			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken must be false (the programs never call the API)", p.where))
+		mounted := p.spec.AutomountServiceAccountToken == nil || *p.spec.AutomountServiceAccountToken
+		if mounted && !bound[p.spec.ServiceAccountName] {
+			problems = append(problems, fmt.Sprintf("%s: automountServiceAccountToken must be false: no Role is bound to its ServiceAccount %q", p.where, p.spec.ServiceAccountName))
 		}
 	}
 	return problems

@@ -63,7 +63,7 @@ metadata: {name: x, labels: {app.kubernetes.io/part-of: keda-demo}}
 spec:
   containers: [{name: c, image: i}]
 `)}}
-	problems = strings.Join(restrictedProblems(t, ourPods(t, insecure)), "\n")
+	problems = strings.Join(restrictedProblems(t, ourPods(t, insecure), nil), "\n")
 	for _, want := range []string{"restricted", "readOnlyRootFilesystem", "automountServiceAccountToken"} {
 		if !strings.Contains(problems, want) {
 			t.Errorf("the restricted check missed %s for a pod without any securityContext:\n%s", want, problems)

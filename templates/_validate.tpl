@@ -67,6 +67,12 @@ and lint), as the bitnami charts include their validateValues. Takes $.
 {{- end }}
 {{- end }}
 
+{{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
+{{- $app := .Values.app }}
+{{- if and $app.dashboard.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
+{{- fail "app.dashboard.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.dashboard.jobs.enabled=false" }}
+{{- end }}
+
 {{- with $k.registryCredentials }}
 {{- if and .create (not (and .registry .username .password)) }}
 {{- fail "global.kedaDemo.registryCredentials.create=true needs global.kedaDemo.registryCredentials.registry, .username and .password" }}

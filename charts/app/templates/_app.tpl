@@ -14,6 +14,15 @@ terminationGracePeriodSeconds: {{ add .Values.shutdownTimeoutSeconds .Values.ter
   value: {{ .Values.publishTimeout | quote }}
 - name: SHUTDOWN_TIMEOUT
   value: {{ printf "%ds" (int .Values.shutdownTimeoutSeconds) | quote }}
+- name: LIVE_MAX_CLIENTS
+  value: {{ .Values.dashboard.maxClients | toString | quote }}
+- name: LIVE_HEARTBEAT
+  value: {{ .Values.dashboard.heartbeat | quote }}
+{{- if .Values.dashboard.jobs.enabled }}
+# KEDA labels every Job of a ScaledJob with scaledjob.keda.sh/name.
+- name: JOBS_SELECTOR
+  value: {{ printf "scaledjob.keda.sh/name=%s" (include "keda-demo.fullname" (dict "root" . "component" "processor")) | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "keda-demo.app.container" -}}

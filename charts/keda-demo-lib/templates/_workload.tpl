@@ -17,8 +17,8 @@ when the chart creates it, else the namespace's "default". */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The ServiceAccount itself, when serviceAccount.create. No token is mounted: the programs
-never call the Kubernetes API. */}}
+{{/* The ServiceAccount itself, when serviceAccount.create. It mounts no token by default: only
+a pod template that needs the Kubernetes API asks for one (automountToken below). */}}
 {{- define "keda-demo.serviceAccount" -}}
 {{- if .root.Values.serviceAccount.create }}
 apiVersion: v1
@@ -43,6 +43,8 @@ and component it takes
   pod           the values that hold podLabels, podAnnotations, nodeSelector, tolerations,
                 affinity and topologySpreadConstraints (.Values for the app, .Values.job for the
                 processor); a key that is absent is left out
+  automountToken  true to mount the ServiceAccount's token (only the app, for its Jobs view);
+                absent or false mounts none
 and, for what differs per workload, optional YAML fragments (strings, e.g. from include):
   podSpec       more pod spec fields (restartPolicy, terminationGracePeriodSeconds, …)
   container     more container fields (ports, probes, lifecycle hooks, …)
@@ -69,7 +71,7 @@ spec:
   {{- . | trim | nindent 2 }}
   {{- end }}
   serviceAccountName: {{ include "keda-demo.serviceAccountName" $ctx }}
-  automountServiceAccountToken: false
+  automountServiceAccountToken: {{ .automountToken | default false }}
   {{- with (include "keda-demo.imagePullSecrets" $root | trim) }}{{ . | nindent 2 }}{{ end }}
   securityContext:
     {{- include "keda-demo.podSecurityContext" $root | nindent 4 }}

@@ -14,4 +14,9 @@ restartPolicy: Never
   value: {{ printf "%ds" (int .Values.workDurationSeconds) | quote }}
 - name: MAX_DELIVERIES
   value: {{ .Values.maxDeliveries | toString | quote }}
+# The Job's name, which records keep after KEDA deletes the Job: the Job controller labels its pods.
+- name: JOB_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.labels['batch.kubernetes.io/job-name']
 {{- end -}}
