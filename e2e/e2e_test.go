@@ -132,6 +132,7 @@ func TestE2E(t *testing.T) {
 		{"installReady", e.installReady},
 		{"helmTestPasses", e.helmTestPasses},
 		{"fiveMessagesStored", e.fiveMessagesStored},
+		{"livePageShowsJobsAndRecords", e.livePageShowsJobsAndRecords},
 		{"burstScales", e.burstScales},
 		{"upgradeKeepsRunningJobs", e.upgradeKeepsRunningJobs},
 		{"secondUpRollsNewImages", e.secondUpRollsNewImages},
