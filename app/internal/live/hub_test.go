@@ -188,7 +188,7 @@ type blockingWriter struct {
 
 func (w *blockingWriter) Header() http.Header { return w.header }
 func (w *blockingWriter) WriteHeader(int)     {}
-func (w *blockingWriter) Flush()             {}
+func (w *blockingWriter) Flush()              {}
 func (w *blockingWriter) Write(b []byte) (int, error) {
 	w.mu.Lock()
 	w.writes++

@@ -12,7 +12,7 @@ import (
 // that is watched never competes with POST /send for the publisher's channels.
 type AMQP struct {
 	// Dial opens a connection (the queue package's Dial with the app's broker settings).
-	Dial                  func() (*amqp.Connection, error)
+	Dial                   func() (*amqp.Connection, error)
 	Queue, DeadLetterQueue string
 
 	mu   sync.Mutex
