@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -95,24 +96,12 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 	f := informers.NewSharedInformerFactoryWithOptions(cs, 0,
 		informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = cfg.Selector }))
-	inf := f.Batch().V1().Jobs().Informer()
-	put := func(obj any) {
-		if j, ok := obj.(*batchv1.Job); ok {
-			sink.PutJob(View(j))
-		}
+	tr := &tracker{sink: sink, jobs: map[string]*batchv1.Job{}, pods: map[string]map[string]podState{}}
+	jobs, pods := f.Batch().V1().Jobs().Informer(), f.Core().V1().Pods().Informer()
+	_, err := jobs.AddEventHandler(handlers(tr.putJob, tr.deleteJob))
+	if err == nil {
+		_, err = pods.AddEventHandler(handlers(tr.putPod, tr.deletePod))
 	}
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    put,
-		UpdateFunc: func(_, obj any) { put(obj) },
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			if j, ok := obj.(*batchv1.Job); ok {
-				sink.DeleteJob(j.Name)
-			}
-		},
-	})
 	if err != nil {
 		sink.SetJobsStatus(live.JobsStatus{State: live.JobsFailing, Detail: "cannot watch Jobs"})
 		log.Error("jobs watch failed", "error", err.Error())
@@ -122,14 +111,14 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 	// why, and a probe tells when the API answers again (the reflector does not). The detail names
 	// the namespace and what is missing, never a token or an address.
 	failed := make(chan struct{}, 1)
-	_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+	onError := func(_ context.Context, _ *cache.Reflector, err error) {
 		if errors.Is(err, io.EOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 			return // a watch that ended normally, or must relist: not an outage
 		}
 		st := live.JobsStatus{State: live.JobsFailing, Detail: "the Kubernetes API does not answer; retrying"}
 		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
 			st = live.JobsStatus{State: live.JobsForbidden, Detail: fmt.Sprintf(
-				"the app's ServiceAccount may not list Jobs in namespace %s (the chart's Role comes with app.dashboard.jobs.enabled=true)", cfg.Namespace)}
+				"the app's ServiceAccount may not list Jobs and pods in namespace %s (the chart's Role comes with app.dashboard.jobs.enabled=true)", cfg.Namespace)}
 		}
 		sink.SetJobsStatus(st)
 		log.Warn("jobs watch failed", "state", st.State, "error", err.Error())
@@ -137,10 +126,12 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 		case failed <- struct{}{}:
 		default:
 		}
-	})
+	}
+	_ = jobs.SetWatchErrorHandlerWithContext(onError)
+	_ = pods.SetWatchErrorHandlerWithContext(onError)
 	f.Start(ctx.Done())
 	defer f.Shutdown()
-	if cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	if cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, pods.HasSynced) {
 		sink.SetJobsStatus(live.JobsStatus{State: live.JobsWatching})
 	}
 	for {
@@ -173,6 +164,123 @@ func probe(ctx context.Context, cs kubernetes.Interface, cfg Config) bool {
 		case <-time.After(probeEvery):
 		}
 	}
+}
+
+// handlers calls put on adds and updates, and del with the last state on deletes.
+func handlers[T any](put func(T), del func(T)) cache.ResourceEventHandlerFuncs {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if o, ok := obj.(T); ok {
+				put(o)
+			}
+		},
+		UpdateFunc: func(_, obj any) {
+			if o, ok := obj.(T); ok {
+				put(o)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if o, ok := obj.(T); ok {
+				del(o)
+			}
+		},
+	}
+}
+
+// tracker joins the Jobs with their pods: a started pod tells "running" sooner than the Job's
+// status does, and a waiting one tells why its Job is pending (ContainerCreating,
+// ImagePullBackOff, Unschedulable, …).
+type tracker struct {
+	sink Sink
+	mu   sync.Mutex
+	jobs map[string]*batchv1.Job
+	pods map[string]map[string]podState // Job name → pod name → state
+}
+
+type podState struct {
+	started bool
+	reason  string
+}
+
+func (t *tracker) putJob(j *batchv1.Job) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.jobs[j.Name] = j
+	t.publish(j.Name)
+}
+
+func (t *tracker) deleteJob(j *batchv1.Job) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.jobs, j.Name)
+	delete(t.pods, j.Name)
+	t.sink.DeleteJob(j.Name)
+}
+
+func (t *tracker) putPod(p *corev1.Pod) {
+	job := p.Labels[batchv1.JobNameLabel]
+	if job == "" {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pods[job] == nil {
+		t.pods[job] = map[string]podState{}
+	}
+	t.pods[job][p.Name] = stateOf(p)
+	t.publish(job)
+}
+
+func (t *tracker) deletePod(p *corev1.Pod) {
+	job := p.Labels[batchv1.JobNameLabel]
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.pods[job], p.Name)
+	t.publish(job)
+}
+
+// publish sends the view of one Job (the hub drops views that did not change); t.mu is held.
+func (t *tracker) publish(name string) {
+	j, ok := t.jobs[name]
+	if !ok {
+		return // its pod came first; the Job's event will publish it
+	}
+	v := View(j)
+	if v.State == live.JobPending {
+		for _, p := range t.pods[name] {
+			if p.started {
+				v.State, v.Reason = live.JobRunning, ""
+				break
+			}
+			if p.reason != "" {
+				v.Reason = p.reason
+			}
+		}
+	}
+	t.sink.PutJob(v)
+}
+
+// stateOf tells whether a pod's container started (a finished one did too) and, if it waits, why.
+func stateOf(p *corev1.Pod) podState {
+	switch p.Status.Phase {
+	case corev1.PodRunning, corev1.PodSucceeded:
+		return podState{started: true}
+	case corev1.PodPending:
+		for _, c := range p.Status.ContainerStatuses {
+			if w := c.State.Waiting; w != nil && w.Reason != "" {
+				return podState{reason: w.Reason}
+			}
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
+				return podState{reason: c.Reason}
+			}
+		}
+	}
+	return podState{}
 }
 
 // View is how the page shows a Job.

@@ -133,12 +133,46 @@ func TestWatchFollowsTheScaledJobsJobsOnly(t *testing.T) {
 	require.Equal(t, live.JobSucceeded, got["before"].State)
 }
 
+func pod(job string, phase corev1.PodPhase, waiting string) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: job + "-pod", Namespace: "demo", Labels: map[string]string{
+		"scaledjob.keda.sh/name": "keda-demo-processor", batchv1.JobNameLabel: job,
+	}}, Status: corev1.PodStatus{Phase: phase}}
+	if waiting != "" {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "processor", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: waiting}}}}
+	}
+	return p
+}
+
+// A Job's pod tells why it is pending, and that it runs before the Job's status says so.
+func TestPodsTellPendingFromRunning(t *testing.T) {
+	cs := fake.NewClientset()
+	s := start(t, cs)
+	require.Eventually(t, func() bool { _, st := s.get(); return st.State == live.JobsWatching }, 5*time.Second, 10*time.Millisecond)
+	ctx := context.Background()
+	pods := cs.CoreV1().Pods("demo")
+	_, err := pods.Create(ctx, pod("j1", corev1.PodPending, "ImagePullBackOff"), metav1.CreateOptions{})
+	require.NoError(t, err) // the pod before its Job: shown once the Job is
+	_, err = cs.BatchV1().Jobs("demo").Create(ctx, job("j1", nil), metav1.CreateOptions{})
+	require.NoError(t, err)
+	want := func(state, reason string) {
+		t.Helper()
+		require.Eventually(t, func() bool { j, _ := s.get(); return j["j1"].State == state && j["j1"].Reason == reason },
+			5*time.Second, 10*time.Millisecond, "want %s (%s)", state, reason)
+	}
+	want(live.JobPending, "ImagePullBackOff")
+	_, err = pods.Update(ctx, pod("j1", corev1.PodRunning, ""), metav1.UpdateOptions{})
+	require.NoError(t, err)
+	want(live.JobRunning, "")
+	require.NoError(t, pods.Delete(ctx, "j1-pod", metav1.DeleteOptions{}))
+	want(live.JobPending, "")
+}
+
 func TestForbiddenIsShownAndRecoveryNoticed(t *testing.T) {
 	probeEvery = 20 * time.Millisecond
 	cs := fake.NewClientset(job("a", nil))
 	var forbidden atomic.Bool
 	forbidden.Store(true)
-	cs.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+	cs.PrependReactor("list", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
 		if forbidden.Load() {
 			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "batch", Resource: "jobs"}, "", nil)
 		}
