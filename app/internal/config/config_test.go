@@ -18,12 +18,15 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, 5*time.Second, c.PublishTimeout)
 	require.Equal(t, 10*time.Second, c.ShutdownTimeout)
 	require.Equal(t, "keda-demo", c.Broker.Topology.Queue)
+	require.Equal(t, 20, c.LiveMaxClients)
+	require.Equal(t, 15*time.Second, c.LiveHeartbeat)
+	require.Empty(t, c.JobsSelector, "no Jobs view unless the chart names the ScaledJob")
 }
 
 func TestLoadNamesEveryProblem(t *testing.T) {
-	_, err := config.Load(envconfig.Map(map[string]string{"MAX_CONTENT_BYTES": "0", "PUBLISH_TIMEOUT": "soon"}))
+	_, err := config.Load(envconfig.Map(map[string]string{"MAX_CONTENT_BYTES": "0", "PUBLISH_TIMEOUT": "soon", "LIVE_MAX_CLIENTS": "0", "LIVE_HEARTBEAT": "100ms"}))
 	require.Error(t, err)
-	for _, want := range []string{"RABBITMQ_HOST is required", "MONGODB_HOST is required", `MAX_CONTENT_BYTES="0"`, `PUBLISH_TIMEOUT="soon"`} {
+	for _, want := range []string{"RABBITMQ_HOST is required", "MONGODB_HOST is required", `MAX_CONTENT_BYTES="0"`, `PUBLISH_TIMEOUT="soon"`, `LIVE_MAX_CLIENTS="0"`, `LIVE_HEARTBEAT="100ms"`} {
 		require.ErrorContains(t, err, want)
 	}
 }

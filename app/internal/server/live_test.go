@@ -52,7 +52,14 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 
 	waitEvent(t, lines, func(name, data string) bool {
 		var s live.Snapshot
-		return name == live.EventSnapshot && json.Unmarshal([]byte(data), &s) == nil
+		if name != live.EventSnapshot || json.Unmarshal([]byte(data), &s) != nil {
+			return false
+		}
+		for _, secret := range []string{"amqp://", "mongodb://", "guest", a.Cfg.Mongo.URI} {
+			require.NotContains(t, data, secret, "the page never gets a connection string")
+		}
+		require.Equal(t, live.JobsDisabled, s.JobsStatus.State, "no Jobs view outside a cluster")
+		return true
 	})
 	code, _, body := a.do("POST", "/send", `{"name":"n1","content":"c1"}`, jsonCT)
 	require.Equal(t, http.StatusAccepted, code, body)
