@@ -54,7 +54,7 @@ func (e *env) livePageShowsJobsAndRecords(t *testing.T) {
 		}
 	}()
 
-	ctx := testkit.Browser(t, 6*time.Minute)
+	ctx := testkit.Browser(t, 8*time.Minute) // bounds the waits below (30 s + 2 min + 4 min)
 	page, err := testkit.OpenLivePage(ctx, e.appURL+"/")
 	must(t, err)
 	rows, err := page.WaitRows(30*time.Second, func(r testkit.PageRows) bool { return r.JobsStatus == "watching" })
