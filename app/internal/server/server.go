@@ -76,6 +76,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 	sampler := &queuedepth.Sampler{Reader: depth, Gauge: m.QueueMessages, Publish: hub.SetQueue, Log: log}
 	go poll.Every(bg, depthInterval, depthInterval, sampler.Sample)
 	go poll.Every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
+		if hub.Clients() == 0 {
+			return // records can be large: MongoDB is asked only while a page is open
+		}
 		if recs, _, err := st.List(ctx, liveRecords, nil); err == nil { // an outage shows on /readyz
 			hub.PutRecords(liveView(recs))
 		}
