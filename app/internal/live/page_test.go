@@ -30,6 +30,16 @@ type fakeCluster struct {
 	mu       sync.Mutex
 	n, taken int
 	sent     []string
+	// when each Job and record first went into the hub, to measure the page's lag
+	putAt map[string]time.Time
+}
+
+func (f *fakeCluster) first(key string, at time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.putAt[key]; !ok {
+		f.putAt[key] = at
+	}
 }
 
 func (f *fakeCluster) queueChanged(sent, taken int) {
@@ -58,12 +68,14 @@ func (f *fakeCluster) Publish(_ context.Context, msg amqp.Publishing) error {
 func (f *fakeCluster) process(n int, name, content string) {
 	created := time.Now().UTC()
 	job := live.Job{Name: fmt.Sprintf("keda-demo-processor-%05d", n), State: live.JobPending, Created: created}
+	f.first("job "+job.Name, time.Now())
 	f.hub.PutJob(job)
 	time.Sleep(150 * time.Millisecond)
 	job.State = live.JobRunning
 	f.hub.PutJob(job)
 	f.queueChanged(0, 1)
 	rec := live.Record{ID: fmt.Sprintf("id-%d", n), Name: name, Content: content, Job: job.Name, CreatedAt: created, StoredAt: time.Now().UTC()}
+	f.first("record "+rec.ID, time.Now())
 	f.hub.PutRecords([]live.Record{rec})
 	time.Sleep(1500 * time.Millisecond)
 	rec.WorkDoneAt = time.Now().UTC()
@@ -102,7 +114,7 @@ func TestPageShowsBurstAsJobsAndRecords(t *testing.T) {
 	hub.SetJobsStatus(live.JobsStatus{State: live.JobsWatching})
 	// A surplus Job that found the queue empty: listed, matched to no record.
 	hub.PutJob(live.Job{Name: "keda-demo-processor-empty", State: live.JobSucceeded, Created: time.Now().Add(-time.Minute)})
-	f := &fakeCluster{hub: hub}
+	f := &fakeCluster{hub: hub, putAt: map[string]time.Time{}}
 	url := servePage(t, hub, f)
 
 	page, err := testkit.OpenLivePage(ctx, url+"/")
@@ -144,6 +156,17 @@ func TestPageShowsBurstAsJobsAndRecords(t *testing.T) {
 		require.True(t, strings.HasPrefix(rec.Name, "burst-"), rec.Name)
 		require.NotZero(t, rec.SeenMs)
 	}
+	// How long the page takes to show what went into the hub: stream, parse and redraw.
+	var worstJob, worstRecord time.Duration
+	f.mu.Lock()
+	for _, rec := range rows.Records {
+		worstRecord = max(worstRecord, time.UnixMilli(rec.SeenMs).Sub(f.putAt["record "+rec.ID]))
+		worstJob = max(worstJob, time.UnixMilli(jobs[rec.Job].SeenMs).Sub(f.putAt["job "+rec.Job]))
+	}
+	f.mu.Unlock()
+	t.Logf("page lag behind the hub, slowest of 10: job %s, record %s", worstJob, worstRecord)
+	require.Less(t, worstJob, time.Second)
+	require.Less(t, worstRecord, time.Second)
 	require.Len(t, matched, 10)
 	f.mu.Lock()
 	require.ElementsMatch(t, f.sent, func() []string {

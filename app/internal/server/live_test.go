@@ -73,10 +73,14 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 	_, err = a.Store.Upsert(context.Background(), store.Record{ID: "r1", Name: "n1", Content: strings.Repeat("x", 1000),
 		CreatedAt: now.Add(-time.Second), ProcessedAt: now, Job: "keda-demo-processor-abcde"})
 	require.NoError(t, err)
+	stored := time.Now()
 	var got live.Record
 	waitEvent(t, lines, func(name, data string) bool {
 		return name == live.EventRecord && json.Unmarshal([]byte(data), &got) == nil && got.ID == "r1"
 	})
+	lag := time.Since(stored)
+	t.Logf("a stored record reached the stream after %s (records are read every 500 ms)", lag)
+	require.Less(t, lag, time.Second)
 	require.Equal(t, "keda-demo-processor-abcde", got.Job)
 	require.True(t, got.WorkDoneAt.IsZero())
 	require.Less(t, len(got.Content), 300, "the page gets a bounded part of the content")
