@@ -3,6 +3,7 @@ package testkit
 import (
 	"io"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 
@@ -21,6 +22,16 @@ type Proxy struct {
 	mu    sync.Mutex
 	l     net.Listener
 	conns map[net.Conn]struct{}
+}
+
+// ProxyURL starts a proxy to rawURL's host and returns rawURL through it.
+func ProxyURL(t testing.TB, rawURL string) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	require.NoError(t, err)
+	p := StartProxy(t, u.Host)
+	u.Host = p.Addr
+	return u.String(), p
 }
 
 // StartProxy listens on a free loopback port and forwards to target.

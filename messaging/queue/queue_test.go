@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/url"
 	"testing"
 	"time"
 
@@ -79,11 +78,8 @@ func TestPublishToDeletedQueueIsReturned(t *testing.T) {
 
 func TestPublisherReconnectsAfterOutage(t *testing.T) {
 	b, cfg := setup(t)
-	u, err := url.Parse(b.URL)
-	require.NoError(t, err)
-	proxy := testkit.StartProxy(t, u.Host)
-	u.Host = proxy.Addr
-	cfg.URL = u.String()
+	var proxy *testkit.Proxy
+	cfg.URL, proxy = testkit.ProxyURL(t, b.URL)
 
 	states := make(chan bool, 16)
 	p := queue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))

@@ -2,7 +2,6 @@ package queuedepth
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -18,12 +17,9 @@ import (
 func TestAMQPReadsDepthsAndRecovers(t *testing.T) {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
-	u, err := url.Parse(b.URL)
-	require.NoError(t, err)
-	proxy := testkit.StartProxy(t, u.Host)
-	u.Host = proxy.Addr
+	brokerURL, proxy := testkit.ProxyURL(t, b.URL)
 	r := &AMQP{
-		Dial:  func() (*amqp.Connection, error) { return queue.Dial(queue.Broker{URL: u.String()}, "depth-test") },
+		Dial:  func() (*amqp.Connection, error) { return queue.Dial(queue.Broker{URL: brokerURL}, "depth-test") },
 		Queue: top.Queue, DeadLetterQueue: top.DeadLetterQueue(),
 	}
 	t.Cleanup(func() { _ = r.Close() })
@@ -33,7 +29,7 @@ func TestAMQPReadsDepthsAndRecovers(t *testing.T) {
 		return r.Depths(ctx)
 	}
 
-	_, _, err = depths()
+	_, _, err := depths()
 	require.ErrorContains(t, err, top.Queue, "the queues are not declared yet")
 
 	ch, err := b.Conn.Channel()

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -38,14 +37,11 @@ type app struct {
 func startApp(t testing.TB, maxContent int) *app {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
-	u, err := url.Parse(b.URL)
-	require.NoError(t, err)
-	proxy := testkit.StartProxy(t, u.Host)
-	u.Host = proxy.Addr
+	brokerURL, proxy := testkit.ProxyURL(t, b.URL)
 	f := testkit.StartFerretDB(t)
 	mongoCfg := store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
 	cfg := config.Config{
-		Broker:          queue.Broker{URL: u.String(), Topology: top},
+		Broker:          queue.Broker{URL: brokerURL, Topology: top},
 		Mongo:           mongoCfg,
 		MaxContentBytes: maxContent,
 		PublishTimeout:  2 * time.Second,
