@@ -49,7 +49,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 
 	handler := httpapi.New(httpapi.Deps{
 		Queue: pub, Records: st, Metrics: m, Log: log,
-		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout,
+		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout, DataTimeout: cfg.DataTimeout,
 		Ready: func() bool {
 			select {
 			case <-pub.Declared():
@@ -58,9 +58,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 				return false
 			}
 		},
-		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load,
+		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load, BrokerBlocked: pub.Blocked,
 	})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// Each route bounds its own body and answer (httpapi); the server bounds headers and idle
+	// keep-alive connections.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	if l == nil {
 		if l, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
