@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -12,11 +11,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// maxFree bounds the idle channels the publisher keeps for reuse.
-const maxFree = 64
+// pipelines is how many confirm channels the publisher spreads its publishes over, each with many
+// in flight: fewer channels let the broker ack in batches.
+const pipelines = 1
 
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
-// (re)connect, and publishes with confirms over a pool of channels. While the broker is down or
+// (re)connect, and publishes with confirms over a few pipelined channels. While the broker is down or
 // blocks publishers, Publish fails at once (ErrUnavailable, ErrBlocked) instead of queueing
 // callers; otherwise it returns by its context's deadline whatever the broker does.
 type Publisher struct {
@@ -26,9 +26,10 @@ type Publisher struct {
 	OnState func(up bool)
 
 	blocked  atomic.Bool // connection.blocked received and not yet unblocked
-	mu       sync.Mutex  // guards conn and free; never held across a network round trip
+	mu       sync.Mutex  // guards conn and slots; never held across a network round trip
 	conn     *amqp.Connection
-	free     []*ConfirmChannel
+	slots    []*slot // the current connection's pipelines
+	next     atomic.Uint64
 	declared chan struct{} // closed after the topology was first declared
 	once     sync.Once
 }
@@ -89,8 +90,12 @@ func (p *Publisher) connect() (chan *amqp.Error, error) {
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	go p.watchBlocked(conn.NotifyBlocked(make(chan amqp.Blocking, 1)))
+	slots := make([]*slot, pipelines)
+	for i := range slots {
+		slots[i] = &slot{}
+	}
 	p.mu.Lock()
-	p.conn = conn
+	p.conn, p.slots = conn, slots
 	p.mu.Unlock()
 	p.once.Do(func() { close(p.declared) })
 	return closed, nil
@@ -113,7 +118,7 @@ func (p *Publisher) watchBlocked(blocks <-chan amqp.Blocking) {
 func (p *Publisher) drop() {
 	p.mu.Lock()
 	conn := p.conn
-	p.conn, p.free = nil, nil
+	p.conn, p.slots = nil, nil
 	p.mu.Unlock()
 	if conn != nil {
 		// A frozen broker never answers connection.close: do not wait for it.
@@ -123,26 +128,37 @@ func (p *Publisher) drop() {
 
 // Publish sends msg to the work queue and returns nil only once the broker has confirmed it and
 // not returned it. It returns by the time ctx ends (ErrTimeout once the message may have been
-// sent, ErrUnavailable before), even when a write or a channel open is stuck on the broker: the
-// stuck attempt finishes in the background and its channel is discarded.
+// sent, ErrUnavailable or ErrBlocked before), even when a write or a channel open is stuck on the
+// broker: the stuck attempt finishes in the background.
 func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
 	if p.blocked.Load() {
 		return fmt.Errorf("%w: publish to %s", ErrBlocked, p.broker.Redacted())
 	}
-	conn, err := p.connection()
+	s, conn, err := p.slot()
 	if err != nil {
 		return err
 	}
 	var sent atomic.Bool
 	done := make(chan error, 1)
-	go func() { done <- p.publish(ctx, conn, msg, &sent) }()
+	go func() {
+		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, msg, &sent)
+		if err != nil {
+			done <- err
+			return
+		}
+		select {
+		case err := <-f.result:
+			done <- err
+		case <-ctx.Done(): // the flight stays in its pipeline until its confirm or the channel's end
+		}
+	}()
 	select {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
 	}
 	select {
-	case err := <-done: // finished as the deadline passed: the outcome is known
+	case err := <-done: // settled as the deadline passed: the outcome is known
 		return err
 	default:
 	}
@@ -156,57 +172,35 @@ func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
 	}
 }
 
-// publish takes a channel, publishes on it and gives it back or discards it.
-func (p *Publisher) publish(ctx context.Context, conn *amqp.Connection, msg amqp.Publishing, sent *atomic.Bool) error {
-	c, err := p.channel(conn)
-	if err != nil {
-		return err
-	}
-	if ctx.Err() != nil { // the caller gave up while the channel opened: keep it, send nothing
-		p.release(c, conn)
-		return ErrTimeout
-	}
-	sent.Store(true)
-	err = c.Publish(ctx, p.broker.Topology.Queue, msg)
-	if err == nil || errors.Is(err, ErrReturned) || errors.Is(err, ErrNacked) {
-		p.release(c, conn)
-	} else {
-		// A timed-out confirm may still arrive; that channel's sequence is no longer ours to
-		// read. Closing waits for the broker, so it happens off the caller's path.
-		go func() { _ = c.Ch.Close() }()
-	}
-	return err
-}
-
-func (p *Publisher) connection() (*amqp.Connection, error) {
+// slot picks the next of the connection's pipelines, round robin.
+func (p *Publisher) slot() (*slot, *amqp.Connection, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
-		return nil, fmt.Errorf("%w: not connected to %s", ErrUnavailable, p.broker.Redacted())
+		return nil, nil, fmt.Errorf("%w: not connected to %s", ErrUnavailable, p.broker.Redacted())
 	}
-	return p.conn, nil
+	return p.slots[p.next.Add(1)%uint64(len(p.slots))], p.conn, nil
 }
 
-// channel takes an idle channel of conn or opens one; the open (a round trip) runs unlocked.
-func (p *Publisher) channel(conn *amqp.Connection) (*ConfirmChannel, error) {
-	p.mu.Lock()
-	if n := len(p.free); n > 0 && p.conn == conn {
-		c := p.free[n-1]
-		p.free = p.free[:n-1]
-		p.mu.Unlock()
-		return c, nil
-	}
-	p.mu.Unlock()
-	return NewConfirmChannel(conn)
+// slot holds one pipeline, opened on first use and again after its channel closed. Its mutex is
+// held across the open (a round trip), which callers wait out only as long as their context
+// lets them: Publish returns by its deadline.
+type slot struct {
+	mu sync.Mutex
+	pl *pipeline
 }
 
-func (p *Publisher) release(c *ConfirmChannel, conn *amqp.Connection) {
-	p.mu.Lock()
-	if p.conn == conn && !c.Ch.IsClosed() && len(p.free) < maxFree {
-		p.free = append(p.free, c)
-		p.mu.Unlock()
-		return
+func (s *slot) publish(ctx context.Context, conn *amqp.Connection, queue string, msg amqp.Publishing, sent *atomic.Bool) (*flight, error) {
+	s.mu.Lock()
+	if s.pl == nil || s.pl.isDead() {
+		pl, err := openPipeline(conn)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.pl = pl
 	}
-	p.mu.Unlock()
-	go func() { _ = c.Ch.Close() }()
+	pl := s.pl
+	s.mu.Unlock()
+	return pl.publish(ctx, queue, msg, sent)
 }
