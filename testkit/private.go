@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	mrand "math/rand/v2"
 
@@ -62,6 +63,9 @@ func StartPrivateBroker(t testing.TB, opts ...BrokerOption) *PrivateBroker {
 		b.TLSURL = fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d/", b.port+1)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			b.logTail()
+		}
 		b.signal(syscall.SIGCONT) // a frozen node cannot stop
 		if out, err := b.script("stop", dir); err != nil {
 			t.Logf("stop private broker: %v: %s", err, out)
@@ -79,8 +83,28 @@ func (b *PrivateBroker) Start() {
 	require.NoError(b.t, err, "start private broker: %s", out)
 }
 
-// Kill9 kills the broker's VM with SIGKILL: a crash, with no goodbye to any client.
-func (b *PrivateBroker) Kill9() { b.signal(syscall.SIGKILL) }
+// logTail logs the end of the node's log, for a failed test.
+func (b *PrivateBroker) logTail() {
+	raw, err := os.ReadFile(filepath.Join(b.dir, "log", fmt.Sprintf("kdemo-%d@localhost.log", b.port)))
+	if err != nil {
+		b.t.Logf("broker log: %v", err)
+		return
+	}
+	lines := strings.Split(string(raw), "\n")
+	b.t.Logf("broker log (last 60 lines):\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+}
+
+// Kill9 kills the broker's VM with SIGKILL: a crash, with no goodbye to any client. It returns
+// once the VM and its wrapper script are gone, so that Start starts a new node.
+func (b *PrivateBroker) Kill9() {
+	b.t.Helper()
+	b.signal(syscall.SIGKILL)
+	for _, f := range []string{"vm.pid", "node.pid"} {
+		pid := b.pid(f)
+		require.Eventually(b.t, func() bool { return pid == 0 || syscall.Kill(pid, 0) != nil }, 10*time.Second, 20*time.Millisecond,
+			"%s %d outlived kill -9", f, pid)
+	}
+}
 
 // Freeze stops the VM (SIGSTOP): connections stay open and nothing answers. Thaw resumes it.
 func (b *PrivateBroker) Freeze() { b.signal(syscall.SIGSTOP) }
@@ -105,6 +129,14 @@ func (b *PrivateBroker) MemoryAlarm(on bool) {
 	}
 }
 
+// TriggerElection makes the quorum queue's member on this node stand for leader. A single-node
+// quorum queue can come back from a crash with no leader, and stay so
+// (rabbitmq/rabbitmq-server#10070); this is that workaround.
+func (b *PrivateBroker) TriggerElection(queue string) {
+	b.t.Helper()
+	b.ctl("eval", fmt.Sprintf("ra:trigger_election({'%%2F_%s', node()}).", queue))
+}
+
 // Ctl runs rabbitmqctl against the node and returns its output.
 func (b *PrivateBroker) Ctl(args ...string) string {
 	b.t.Helper()
@@ -115,14 +147,23 @@ func (b *PrivateBroker) Ctl(args ...string) string {
 
 func (b *PrivateBroker) ctl(args ...string) { b.t.Helper(); b.Ctl(args...) }
 
-func (b *PrivateBroker) signal(sig syscall.Signal) {
-	b.t.Helper()
-	raw, err := os.ReadFile(filepath.Join(b.dir, "vm.pid"))
+// pid reads one of the script's PID files; 0 when there is none.
+func (b *PrivateBroker) pid(file string) int {
+	raw, err := os.ReadFile(filepath.Join(b.dir, file))
 	if err != nil {
-		return // not started (yet), or stopped
+		return 0 // not started (yet), or stopped
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(raw)))
-	require.NoError(b.t, err, "vm.pid")
+	require.NoError(b.t, err, file)
+	return pid
+}
+
+func (b *PrivateBroker) signal(sig syscall.Signal) {
+	b.t.Helper()
+	pid := b.pid("vm.pid")
+	if pid == 0 {
+		return
+	}
 	if err := syscall.Kill(pid, sig); err != nil && sig != syscall.SIGCONT {
 		b.t.Fatalf("signal %v to the broker VM %d: %v", sig, pid, err)
 	}
