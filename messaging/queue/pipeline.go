@@ -35,13 +35,9 @@ type flight struct {
 const confirmBuffer = 256
 
 func openPipeline(conn *amqp.Connection) (*pipeline, error) {
-	ch, err := conn.Channel()
+	ch, err := openConfirmMode(conn)
 	if err != nil {
-		return nil, fmt.Errorf("%w: open channel: %v", ErrUnavailable, err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		_ = ch.Close()
-		return nil, fmt.Errorf("%w: confirm mode: %v", ErrUnavailable, err)
+		return nil, err
 	}
 	p := &pipeline{ch: ch, pending: map[uint64]*flight{}, byID: map[string]*flight{}}
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, confirmBuffer))
