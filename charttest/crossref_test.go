@@ -288,10 +288,23 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 			t.Errorf("%s uses ServiceAccount %q, which is not rendered", p.where, p.spec.ServiceAccountName)
 		}
 	}
-	// SIGTERM: the app must get longer than SHUTDOWN_TIMEOUT.
+	// A rollout: the pod keeps serving through its preStop sleep (the kubelet's sleep action: the
+	// image has no shell), then gets SIGTERM and longer than SHUTDOWN_TIMEOUT to finish; the grace
+	// period covers both.
+	var preStop time.Duration
+	if lc := app.spec.Containers[0].Lifecycle; lc != nil && lc.PreStop != nil {
+		if lc.PreStop.Sleep == nil || lc.PreStop.Exec != nil {
+			t.Errorf("%s preStop must be a sleep action, not %+v", app.where, lc.PreStop)
+		} else {
+			preStop = time.Duration(lc.PreStop.Sleep.Seconds) * time.Second
+		}
+	}
+	if preStop == 0 {
+		t.Errorf("%s has no preStop sleep: during a rollout endpoints still send it new connections after it stopped accepting", app.where)
+	}
 	st, err := time.ParseDuration(appEnv["SHUTDOWN_TIMEOUT"])
-	if err != nil || app.spec.TerminationGracePeriodSeconds == nil || time.Duration(*app.spec.TerminationGracePeriodSeconds)*time.Second <= st {
-		t.Errorf("terminationGracePeriodSeconds %v must exceed SHUTDOWN_TIMEOUT %q", app.spec.TerminationGracePeriodSeconds, appEnv["SHUTDOWN_TIMEOUT"])
+	if err != nil || app.spec.TerminationGracePeriodSeconds == nil || time.Duration(*app.spec.TerminationGracePeriodSeconds)*time.Second <= preStop+st {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed the preStop sleep %v plus SHUTDOWN_TIMEOUT %q", app.spec.TerminationGracePeriodSeconds, preStop, appEnv["SHUTDOWN_TIMEOUT"])
 	}
 	// The Job's deadline covers the work.
 	wd, err := time.ParseDuration(procEnv["WORK_DURATION"])

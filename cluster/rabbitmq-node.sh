@@ -8,6 +8,9 @@
 #   ctl DIR ARGS...           rabbitmqctl against the node (e.g. ctl DIR add_user u p)
 #   vmpid DIR                 the Erlang VM's PID (for fault tests: kill -9, SIGSTOP)
 #
+# With RMQ_TLS_DIR set (ca.pem, cert.pem, key.pem in it), start also listens for AMQP over TLS on
+# 127.0.0.1:<PORT+1>.
+#
 # The node name is kdemo-<PORT>@localhost, its epmd listens on 127.0.0.1:<PORT+10000> and Erlang
 # distribution on 127.0.0.1:<PORT+20000>. Needs Debian's rabbitmq-server; runs as the calling user.
 set -euo pipefail
@@ -47,6 +50,14 @@ start() {
     local i=1 a
     for a in "${addrs[@]}"; do echo "listeners.tcp.$i = $a:$port"; i=$((i + 1)); done
     echo "loopback_users = none"
+    if [ -n "${RMQ_TLS_DIR:-}" ]; then
+      echo "listeners.ssl.default = 127.0.0.1:$((port + 1))"
+      echo "ssl_options.cacertfile = $RMQ_TLS_DIR/ca.pem"
+      echo "ssl_options.certfile = $RMQ_TLS_DIR/cert.pem"
+      echo "ssl_options.keyfile = $RMQ_TLS_DIR/key.pem"
+      echo "ssl_options.verify = verify_none"
+      echo "ssl_options.fail_if_no_peer_cert = false"
+    fi
   } >"$dir/rabbitmq.conf"
   echo "[]." >"$dir/enabled_plugins"
   if ! alive "$dir/epmd.pid"; then

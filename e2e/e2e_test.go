@@ -136,6 +136,7 @@ func TestE2E(t *testing.T) {
 		{"burstScales", e.burstScales},
 		{"upgradeKeepsRunningJobs", e.upgradeKeepsRunningJobs},
 		{"secondUpRollsNewImages", e.secondUpRollsNewImages},
+		{"rollingUpgradeUnderLoad", e.rollingUpgradeUnderLoad},
 		{"poisonMessageDeadLettered", e.poisonMessageDeadLettered},
 		{"uninstallLeavesNothing", e.uninstallLeavesNothing},
 	}
@@ -560,6 +561,98 @@ func (e *env) secondUpRollsNewImages(t *testing.T) {
 	e.waitRecords(t, []string{first}, 30*time.Second)
 	fmt.Printf("e2e: second_up_s=%.1f\n", d.Seconds())
 	t.Logf("second up in %s: app image %s -> %s; record %s still in GET /data", d.Round(100*time.Millisecond), before, after, first)
+}
+
+// rollingUpgradeUnderLoad: clients send without pause while every app pod is replaced (a changed
+// pod annotation); not one request fails. The old pods keep serving through their preStop sleep
+// while the endpoint removal spreads, and a keep-alive connection the app closes on SIGTERM is
+// retried by the client: each request carries an Idempotency-Key, which makes a POST replayable
+// for Go's transport (and stores the record once). The backlog (one Job per message) is purged
+// afterwards: storing is what fiveMessagesStored and burstScales prove.
+func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
+	e.needRelease(t)
+	jobsBefore := e.jobNames(t)
+	pods := func() map[string]bool {
+		list, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=app,app.kubernetes.io/instance=" + relName})
+		must(t, err)
+		names := map[string]bool{}
+		for _, p := range list.Items {
+			names[p.Name] = true
+		}
+		return names
+	}
+	old := pods()
+	var (
+		mu       sync.Mutex
+		accepted []string
+		failures []string
+		wg       sync.WaitGroup
+	)
+	stop := make(chan struct{})
+	client := &http.Client{Timeout: 15 * time.Second}
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				key := fmt.Sprintf("rollout-%d-%d-%d", w, i, time.Now().UnixNano())
+				req, err := http.NewRequest(http.MethodPost, e.appURL+"/send?"+url.Values{"name": {key}, "content": {"rollout"}}.Encode(), nil)
+				must(t, err)
+				req.Header.Set("Idempotency-Key", key)
+				resp, err := client.Do(req)
+				mu.Lock()
+				switch {
+				case err != nil:
+					failures = append(failures, key+": "+err.Error())
+				case resp.StatusCode != http.StatusAccepted:
+					failures = append(failures, key+": "+resp.Status)
+				default:
+					accepted = append(accepted, key)
+				}
+				mu.Unlock()
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					_ = resp.Body.Close()
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second) // load before the rollout starts
+	_, d := e.up(t, nil, "app.podAnnotations.e2e-rollout="+strconv.FormatInt(time.Now().UnixNano(), 36))
+	e.eventually("every old app pod gone", 2*time.Minute, func() (bool, error) {
+		for name := range pods() {
+			if old[name] {
+				return false, fmt.Errorf("pod %s still there", name)
+			}
+		}
+		return true, nil
+	})
+	time.Sleep(2 * time.Second) // and load after it ended
+	close(stop)
+	wg.Wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed during the rolling upgrade; first: %v", len(failures), len(failures)+len(accepted), failures[:min(5, len(failures))])
+	}
+	if len(accepted) < 50 {
+		t.Errorf("only %d requests accepted: the load did not run through the rollout", len(accepted))
+	}
+	conn, err := amqp.Dial(e.amqpURL)
+	must(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	must(t, err)
+	purged, err := ch.QueuePurge(queue, false)
+	must(t, err)
+	e.settleJobs(t, jobsBefore)
+	t.Logf("purged %d queued messages of the load", purged)
+	fmt.Printf("e2e: rollout_requests=%d rollout_failures=%d\n", len(accepted)+len(failures), len(failures))
+	t.Logf("rolling upgrade in %s under load: %d accepted, %d failed", d.Round(100*time.Millisecond), len(accepted), len(failures))
 }
 
 // poisonMessageDeadLettered: a message that is not JSON is dead-lettered by one Job, and the Job

@@ -52,7 +52,7 @@ type stack struct {
 	broker *testkit.Broker
 	proxy  *testkit.Proxy
 	app    *exec.Cmd
-	appOut *bytes.Buffer
+	appOut *syncBuffer
 }
 
 func startStack(t *testing.T) *stack {
@@ -63,17 +63,36 @@ func startStack(t *testing.T) *stack {
 	proxy := testkit.StartProxy(t, u.Host)
 	f := testkit.StartFerretDB(t)
 	host, port, _ := net.SplitHostPort(proxy.Addr)
-	mongoHost, mongoPort, _ := net.SplitHostPort(f.Addr)
+	s := launch(t, top, append(mongoEnv(f), "RABBITMQ_HOST="+host, "RABBITMQ_PORT="+port, "RABBITMQ_USERNAME=guest", "RABBITMQ_PASSWORD=guest"))
+	s.broker, s.proxy = b, proxy
+	s.waitReady()
+	return s
+}
+
+// startPrivateStack is the app on a private broker node of the test's own, which the test may
+// crash, stop or starve, and no proxy; FerretDB as ever.
+func startPrivateStack(t *testing.T, rmq *testkit.PrivateBroker, extra ...string) *stack {
+	top := contract.Topology{Queue: testkit.UniqueName(t)}
+	s := launch(t, top, append(append(mongoEnv(testkit.StartFerretDB(t)), "RABBITMQ_URL="+rmq.URL), extra...))
+	s.waitReady()
+	return s
+}
+
+func mongoEnv(f *testkit.FerretDB) []string {
+	host, port, _ := net.SplitHostPort(f.Addr)
+	return []string{"MONGODB_HOST=" + host, "MONGODB_PORT=" + port}
+}
+
+// launch starts the app binary with env (how to reach the broker and MongoDB) and returns without
+// waiting for it to be ready.
+func launch(t *testing.T, top contract.Topology, env []string) *stack {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	s := &stack{t: t, URL: "http://" + addr, top: top, broker: b, proxy: proxy, appOut: &bytes.Buffer{}, env: []string{
-		// Parts, as the chart passes them; the programs build and escape the URLs.
-		"RABBITMQ_HOST=" + host, "RABBITMQ_PORT=" + port, "RABBITMQ_USERNAME=guest", "RABBITMQ_PASSWORD=guest",
-		"MONGODB_HOST=" + mongoHost, "MONGODB_PORT=" + mongoPort, "QUEUE_NAME=" + top.Queue,
-		"HTTP_ADDR=" + addr, "WORK_DURATION=0", "SHUTDOWN_TIMEOUT=5s",
-	}}
+	// Parts, as the chart passes them; the programs build and escape the URLs.
+	s := &stack{t: t, URL: "http://" + addr, top: top, appOut: &syncBuffer{}, env: append(env,
+		"QUEUE_NAME="+top.Queue, "HTTP_ADDR="+addr, "WORK_DURATION=0", "SHUTDOWN_TIMEOUT=5s")}
 	s.app = exec.Command(appBin)
 	s.app.Env, s.app.Stdout, s.app.Stderr = s.env, s.appOut, s.appOut
 	require.NoError(t, s.app.Start())
@@ -86,14 +105,36 @@ func startStack(t *testing.T) *stack {
 			t.Logf("app output:\n%s", s.appOut.String())
 		}
 	})
-	require.Eventually(t, func() bool {
+	return s
+}
+
+func (s *stack) waitReady() {
+	s.t.Helper()
+	require.Eventually(s.t, func() bool {
 		resp, err := http.Get(s.URL + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 		}
 		return err == nil && resp.StatusCode == 200
-	}, 20*time.Second, 20*time.Millisecond, "app never ready")
-	return s
+	}, 30*time.Second, 20*time.Millisecond, "app never ready")
+}
+
+// syncBuffer is the app's output, written by the process and read by the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
 
 // send POSTs a record as the tutorial's curl does and returns the status and message id.

@@ -20,18 +20,24 @@ type FerretDB struct {
 	t      testing.TB
 	Addr   string
 	dir    string
+	tls    *TLSFiles
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // StartFerretDB starts FerretDB on a free loopback port; it stops when the test ends.
-func StartFerretDB(t testing.TB) *FerretDB {
+func StartFerretDB(t testing.TB) *FerretDB { return startFerretDB(t, nil) }
+
+// StartFerretDBTLS is StartFerretDB with a TLS listener (only) serving tls's certificate.
+func StartFerretDBTLS(t testing.TB, tls TLSFiles) *FerretDB { return startFerretDB(t, &tls) }
+
+func startFerretDB(t testing.TB, tls *TLSFiles) *FerretDB {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	f := &FerretDB{t: t, Addr: addr, dir: t.TempDir()}
+	f := &FerretDB{t: t, Addr: addr, dir: t.TempDir(), tls: tls}
 	f.Start()
 	t.Cleanup(f.Stop)
 	return f
@@ -43,8 +49,12 @@ func (f *FerretDB) URI() string { return "mongodb://" + f.Addr + "/" }
 // Start (re)starts the server on its address.
 func (f *FerretDB) Start() {
 	f.t.Helper()
+	listener := ferretdb.ListenerConfig{TCP: f.Addr}
+	if f.tls != nil {
+		listener = ferretdb.ListenerConfig{TLS: f.Addr, TLSCertFile: f.tls.Cert, TLSKeyFile: f.tls.Key}
+	}
 	srv, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: f.Addr},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + f.dir + "/", // must end with '/'
 		// At Warn FerretDB dumps every error reply; errors are enough.

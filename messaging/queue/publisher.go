@@ -2,27 +2,34 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
+// pipelines is how many confirm channels the publisher spreads its publishes over, each with many
+// in flight: fewer channels let the broker ack in batches.
+const pipelines = 1
+
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
-// (re)connect, and publishes with confirms over a pool of channels. While the broker is down,
-// Publish fails at once with ErrUnavailable instead of queueing callers.
+// (re)connect, and publishes with confirms over a few pipelined channels. While the broker is down or
+// blocks publishers, Publish fails at once (ErrUnavailable, ErrBlocked) instead of queueing
+// callers; otherwise it returns by its context's deadline whatever the broker does.
 type Publisher struct {
 	broker Broker
 	log    *slog.Logger
 	// OnState is called with true after every successful connect and false after every loss.
 	OnState func(up bool)
 
-	mu       sync.Mutex
+	blocked  atomic.Bool // connection.blocked received and not yet unblocked
+	mu       sync.Mutex  // guards conn and slots; never held across a network round trip
 	conn     *amqp.Connection
-	free     []*ConfirmChannel
+	slots    []*slot // the current connection's pipelines
+	next     atomic.Uint64
 	declared chan struct{} // closed after the topology was first declared
 	once     sync.Once
 }
@@ -34,6 +41,10 @@ func NewPublisher(b Broker, log *slog.Logger) *Publisher {
 
 // Declared is closed once the topology has been declared for the first time.
 func (p *Publisher) Declared() <-chan struct{} { return p.declared }
+
+// Blocked reports whether the broker currently blocks this publisher's connection (a memory or
+// disk alarm).
+func (p *Publisher) Blocked() bool { return p.blocked.Load() }
 
 // Run connects, declares the topology and reconnects after every loss, with capped backoff, until
 // ctx ends. It then closes the connection.
@@ -74,65 +85,122 @@ func (p *Publisher) connect() (chan *amqp.Error, error) {
 		_ = ch.Close()
 	}
 	if err != nil {
-		_ = conn.Close()
+		_ = conn.CloseDeadline(time.Now().Add(time.Second))
 		return nil, err
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	go p.watchBlocked(conn.NotifyBlocked(make(chan amqp.Blocking, 1)))
+	slots := make([]*slot, pipelines)
+	for i := range slots {
+		slots[i] = &slot{}
+	}
 	p.mu.Lock()
-	p.conn = conn
+	p.conn, p.slots = conn, slots
 	p.mu.Unlock()
 	p.once.Do(func() { close(p.declared) })
 	return closed, nil
 }
 
+// watchBlocked follows connection.blocked/unblocked until the connection closes (which closes
+// the channel).
+func (p *Publisher) watchBlocked(blocks <-chan amqp.Blocking) {
+	for b := range blocks {
+		p.blocked.Store(b.Active)
+		if b.Active {
+			p.log.Warn("broker blocks publishers", "reason", b.Reason)
+		} else {
+			p.log.Info("broker unblocked publishers")
+		}
+	}
+	p.blocked.Store(false)
+}
+
 func (p *Publisher) drop() {
 	p.mu.Lock()
 	conn := p.conn
-	p.conn, p.free = nil, nil
+	p.conn, p.slots = nil, nil
 	p.mu.Unlock()
 	if conn != nil {
-		_ = conn.Close()
+		// A frozen broker never answers connection.close: do not wait for it.
+		_ = conn.CloseDeadline(time.Now().Add(time.Second))
 	}
 }
 
 // Publish sends msg to the work queue and returns nil only once the broker has confirmed it and
-// not returned it. It gives up when ctx ends (ErrTimeout).
+// not returned it. It returns by the time ctx ends (ErrTimeout once the message may have been
+// sent, ErrUnavailable or ErrBlocked before), even when a write or a channel open is stuck on the
+// broker: the stuck attempt finishes in the background.
 func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
-	c, conn, err := p.channel()
+	if p.blocked.Load() {
+		return fmt.Errorf("%w: publish to %s", ErrBlocked, p.broker.Redacted())
+	}
+	s, conn, err := p.slot()
 	if err != nil {
 		return err
 	}
-	err = c.Publish(ctx, p.broker.Topology.Queue, msg)
-	if err == nil || errors.Is(err, ErrReturned) || errors.Is(err, ErrNacked) {
-		p.release(c, conn)
-	} else {
-		// A timed-out confirm may still arrive; that channel's sequence is no longer ours to read.
-		_ = c.Ch.Close()
+	var sent atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, msg, &sent)
+		if err != nil {
+			done <- err
+			return
+		}
+		select {
+		case err := <-f.result:
+			done <- err
+		case <-ctx.Done(): // the flight stays in its pipeline until its confirm or the channel's end
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
 	}
-	return err
+	select {
+	case err := <-done: // settled as the deadline passed: the outcome is known
+		return err
+	default:
+	}
+	switch {
+	case sent.Load():
+		return ErrTimeout
+	case p.blocked.Load(): // a blocked connection does not open channels either
+		return fmt.Errorf("%w: no channel to %s within the publish timeout", ErrBlocked, p.broker.Redacted())
+	default:
+		return fmt.Errorf("%w: no channel to %s within the publish timeout", ErrUnavailable, p.broker.Redacted())
+	}
 }
 
-func (p *Publisher) channel() (*ConfirmChannel, *amqp.Connection, error) {
+// slot picks the next of the connection's pipelines, round robin.
+func (p *Publisher) slot() (*slot, *amqp.Connection, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
 		return nil, nil, fmt.Errorf("%w: not connected to %s", ErrUnavailable, p.broker.Redacted())
 	}
-	if n := len(p.free); n > 0 {
-		c := p.free[n-1]
-		p.free = p.free[:n-1]
-		return c, p.conn, nil
-	}
-	c, err := NewConfirmChannel(p.conn)
-	return c, p.conn, err
+	return p.slots[p.next.Add(1)%uint64(len(p.slots))], p.conn, nil
 }
 
-func (p *Publisher) release(c *ConfirmChannel, conn *amqp.Connection) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conn == conn && !c.Ch.IsClosed() && len(p.free) < 64 {
-		p.free = append(p.free, c)
-		return
+// slot holds one pipeline, opened on first use and again after its channel closed. Its mutex is
+// held across the open (a round trip), which callers wait out only as long as their context
+// lets them: Publish returns by its deadline.
+type slot struct {
+	mu sync.Mutex
+	pl *pipeline
+}
+
+func (s *slot) publish(ctx context.Context, conn *amqp.Connection, queue string, msg amqp.Publishing, sent *atomic.Bool) (*flight, error) {
+	s.mu.Lock()
+	if s.pl == nil || s.pl.isDead() {
+		pl, err := openPipeline(conn)
+		if err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.pl = pl
 	}
-	_ = c.Ch.Close()
+	pl := s.pl
+	s.mu.Unlock()
+	return pl.publish(ctx, queue, msg, sent)
 }

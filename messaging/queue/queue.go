@@ -56,7 +56,8 @@ func Declare(ch *amqp.Channel, t contract.Topology) error {
 // ConfirmChannel is a channel in confirm mode with its return listener. It carries one publish at
 // a time: the broker sends basic.return before the basic.ack of the same message, and the library
 // delivers both in that order from one goroutine, so after the ack a buffered return is already
-// there to be seen. Many channels give concurrency.
+// there to be seen. The processor publishes this way; the app's Publisher keeps many in flight on
+// a pipeline instead.
 type ConfirmChannel struct {
 	Ch      *amqp.Channel
 	returns chan amqp.Return
@@ -64,6 +65,14 @@ type ConfirmChannel struct {
 
 // NewConfirmChannel opens a channel on conn and puts it in confirm mode.
 func NewConfirmChannel(conn *amqp.Connection) (*ConfirmChannel, error) {
+	ch, err := openConfirmMode(conn)
+	if err != nil {
+		return nil, err
+	}
+	return &ConfirmChannel{Ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, 1))}, nil
+}
+
+func openConfirmMode(conn *amqp.Connection) (*amqp.Channel, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("%w: open channel: %v", ErrUnavailable, err)
@@ -72,7 +81,7 @@ func NewConfirmChannel(conn *amqp.Connection) (*ConfirmChannel, error) {
 		_ = ch.Close()
 		return nil, fmt.Errorf("%w: confirm mode: %v", ErrUnavailable, err)
 	}
-	return &ConfirmChannel{Ch: ch, returns: ch.NotifyReturn(make(chan amqp.Return, 1))}, nil
+	return ch, nil
 }
 
 // Publish sends msg to queue with mandatory set and waits for the broker's confirm. It returns nil

@@ -2,8 +2,10 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -124,4 +126,55 @@ func TestFullQueueNacks(t *testing.T) {
 	require.ErrorIs(t, err, queue.ErrNacked)
 	require.Equal(t, queue.ReasonNacked, queue.Classify(err))
 	require.False(t, c.Ch.IsClosed())
+}
+
+// Many publishes in flight on the publisher's pipelined channel each get their own outcome: of 40
+// sent at once to a queue that holds 10 and rejects the rest, exactly 10 are confirmed and the
+// others nacked; the same id sent many times at once is confirmed each time; and after the queue
+// is deleted, every one is returned as unroutable.
+func TestPipelinedPublishesGetEachTheirOwnOutcome(t *testing.T) {
+	b, cfg := setup(t)
+	p := startPublisher(t, cfg)
+	ch, err := b.Conn.Channel()
+	require.NoError(t, err)
+	replace := func(args amqp.Table) {
+		_, err := ch.QueueDelete(cfg.Topology.Queue, false, false, false)
+		require.NoError(t, err)
+		_, err = ch.QueueDeclare(cfg.Topology.Queue, false, false, false, false, args)
+		require.NoError(t, err)
+	}
+	burst := func(n int, id func(i int) string) map[queue.Reason]int {
+		var mu sync.Mutex
+		got := map[queue.Reason]int{}
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := publish(t, p, id(i))
+				r := queue.Reason("ok")
+				if err != nil {
+					r = queue.Classify(err)
+				}
+				mu.Lock()
+				got[r]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		return got
+	}
+	distinct := func(i int) string { return fmt.Sprintf("m%d", i) }
+
+	replace(amqp.Table{"x-max-length": 10, "x-overflow": "reject-publish"})
+	require.Equal(t, map[queue.Reason]int{"ok": 10, queue.ReasonNacked: 30}, burst(40, distinct))
+	b.WaitDepth(cfg.Topology.Queue, 10)
+
+	replace(nil)
+	require.Equal(t, map[queue.Reason]int{"ok": 20}, burst(20, func(int) string { return "same-key" }))
+	b.WaitDepth(cfg.Topology.Queue, 20)
+
+	_, err = ch.QueueDelete(cfg.Topology.Queue, false, false, false)
+	require.NoError(t, err)
+	require.Equal(t, map[queue.Reason]int{queue.ReasonUnroutable: 20}, burst(20, func(i int) string { return distinct(i % 5) }))
 }

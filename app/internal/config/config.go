@@ -18,6 +18,7 @@ type Config struct {
 	HTTPAddr        string
 	MaxContentBytes int
 	PublishTimeout  time.Duration
+	DataTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	// LiveMaxClients bounds the live page's open streams; LiveHeartbeat is their idle beat and
 	// how long one write to a client may take.
@@ -37,6 +38,7 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 		HTTPAddr:        r.String("HTTP_ADDR", ":8080"),
 		MaxContentBytes: r.Int("MAX_CONTENT_BYTES", 1<<20, 1, 64<<20),
 		PublishTimeout:  r.Duration("PUBLISH_TIMEOUT", 5*time.Second, 100*time.Millisecond),
+		DataTimeout:     r.Duration("DATA_TIMEOUT", 3*time.Second, 100*time.Millisecond),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0),
 		LiveMaxClients:  r.Int("LIVE_MAX_CLIENTS", 20, 1, 1000),
 		LiveHeartbeat:   r.Duration("LIVE_HEARTBEAT", 15*time.Second, time.Second),

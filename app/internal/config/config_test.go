@@ -16,6 +16,7 @@ func TestLoadDefaults(t *testing.T) {
 	require.Equal(t, ":8080", c.HTTPAddr)
 	require.Equal(t, 1<<20, c.MaxContentBytes)
 	require.Equal(t, 5*time.Second, c.PublishTimeout)
+	require.Equal(t, 3*time.Second, c.DataTimeout)
 	require.Equal(t, 10*time.Second, c.ShutdownTimeout)
 	require.Equal(t, "keda-demo", c.Broker.Topology.Queue)
 	require.Equal(t, 20, c.LiveMaxClients)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -33,7 +34,9 @@ func (a *api) data(c echo.Context) error {
 		}
 		after = &cur
 	}
-	records, next, err := a.Records.List(c.Request().Context(), limit, after)
+	ctx, cancel := context.WithTimeout(c.Request().Context(), a.DataTimeout)
+	defer cancel()
+	records, next, err := a.Records.List(ctx, limit, after)
 	if err != nil {
 		a.Log.Warn("list records failed", "error", err.Error())
 		c.Response().Header().Set("Retry-After", retryAfter)

@@ -36,10 +36,16 @@ type Deps struct {
 	Log             *slog.Logger
 	MaxContentBytes int
 	PublishTimeout  time.Duration
+	// DataTimeout bounds each GET /data's store query.
+	DataTimeout time.Duration
+	// BodyAllowance is the fixed part of the time a body may take to read (bodyAllowance when 0).
+	BodyAllowance time.Duration
 	// Ready reports whether the queue topology has been declared once.
 	Ready func() bool
 	// BrokerUp and MongoUp report the dependencies' current state (for /readyz's body).
 	BrokerUp, MongoUp func() bool
+	// BrokerBlocked reports whether the broker blocks publishers (nil: never).
+	BrokerBlocked func() bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 	// Page serves the live page and its files; Events is its event stream. Both optional.
@@ -56,6 +62,12 @@ func New(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.BrokerBlocked == nil {
+		d.BrokerBlocked = func() bool { return false }
+	}
+	if d.BodyAllowance == 0 {
+		d.BodyAllowance = bodyAllowance
+	}
 	a := &api{d}
 	for _, r := range queue.Reasons {
 		d.Metrics.PublishFailures.WithLabelValues(string(r)) // every series exists from the start, at 0
@@ -63,9 +75,12 @@ func New(d Deps) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
-	e.Use(a.observe)
-	e.POST("/send", a.send)
-	e.GET("/data", a.data)
+	// Every request is bounded by default (noBodyRead, writeAllowance); a route with a body or
+	// slow work sets deadlines that fit it, and a stream is exempt (LongLived).
+	e.Use(a.observe, checkQuery, deadlines(noBodyRead, writeAllowance))
+	read := bodyTimeout(d.BodyAllowance, a.maxBody())
+	e.POST("/send", a.send, deadlines(read, read+d.PublishTimeout+writeAllowance))
+	e.GET("/data", a.data, deadlines(noBodyRead, d.DataTimeout+writeAllowance))
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
@@ -75,7 +90,7 @@ func New(d Deps) http.Handler {
 		}
 	}
 	if d.Events != nil {
-		e.GET("/events", echo.WrapHandler(d.Events))
+		e.GET("/events", echo.WrapHandler(d.Events), LongLived) // each write bounded by the hub's heartbeat
 	}
 	return e
 }
@@ -141,6 +156,9 @@ func (a *api) readyz(c echo.Context) error {
 		return "down"
 	}
 	body := map[string]string{"status": "ready", "rabbitmq": state(a.BrokerUp()), "mongodb": state(a.MongoUp())}
+	if a.BrokerUp() && a.BrokerBlocked() {
+		body["rabbitmq"] = "blocked: publishers are refused until the broker's memory or disk alarm clears"
+	}
 	if !a.Ready() {
 		body["status"] = "starting: queue topology not declared yet"
 		return c.JSON(http.StatusServiceUnavailable, body)

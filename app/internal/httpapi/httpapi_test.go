@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,20 +26,29 @@ import (
 )
 
 // fakeQueue records what would have been published and answers with err.
+// With delay set it takes that long to confirm, and fails as the real one does if its context
+// ends first.
 type fakeQueue struct {
-	mu   sync.Mutex
-	msgs []amqp.Publishing
-	err  error
+	mu    sync.Mutex
+	msgs  []amqp.Publishing
+	err   error
+	delay time.Duration
 }
 
 func (q *fakeQueue) Publish(ctx context.Context, msg amqp.Publishing) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
 	if _, ok := ctx.Deadline(); !ok {
 		return errors.New("publish without a deadline")
 	}
+	q.mu.Lock()
 	q.msgs = append(q.msgs, msg)
-	return q.err
+	delay, err := q.delay, q.err
+	q.mu.Unlock()
+	select {
+	case <-time.After(delay):
+		return err
+	case <-ctx.Done():
+		return queue.ErrTimeout
+	}
 }
 
 func (q *fakeQueue) published() []amqp.Publishing {
@@ -48,8 +58,10 @@ func (q *fakeQueue) published() []amqp.Publishing {
 }
 
 // fakeRecords serves a fixed page and records how it was asked.
+// With hang set it answers only when its context ends, as a frozen MongoDB does.
 type fakeRecords struct {
 	mu      sync.Mutex
+	hang    bool
 	calls   int
 	limit   int
 	after   *store.Cursor
@@ -58,11 +70,17 @@ type fakeRecords struct {
 	err     error
 }
 
-func (r *fakeRecords) List(_ context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error) {
+func (r *fakeRecords) List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
 	r.limit, r.after = limit, after
+	if r.hang {
+		r.mu.Unlock()
+		<-ctx.Done()
+		r.mu.Lock()
+		return nil, nil, fmt.Errorf("list records: %w", ctx.Err())
+	}
 	if r.err != nil {
 		return nil, nil, r.err
 	}
@@ -78,10 +96,11 @@ func (r *fakeRecords) called() int {
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 type harness struct {
-	h   http.Handler
-	q   *fakeQueue
-	r   *fakeRecords
-	log *strings.Builder
+	blocked atomic.Bool
+	h       http.Handler
+	q       *fakeQueue
+	r       *fakeRecords
+	log     *strings.Builder
 }
 
 func newHarness(t *testing.T, maxContent int) *harness {
@@ -90,7 +109,8 @@ func newHarness(t *testing.T, maxContent int) *harness {
 	hs.h = httpapi.New(httpapi.Deps{
 		Queue: hs.q, Records: hs.r, Metrics: metrics.New(),
 		Log:             slog.New(slog.NewJSONHandler(&syncWriter{w: hs.log}, nil)),
-		MaxContentBytes: maxContent, PublishTimeout: time.Second,
+		MaxContentBytes: maxContent, PublishTimeout: time.Second, DataTimeout: 200 * time.Millisecond,
+		BodyAllowance: 500 * time.Millisecond, BrokerBlocked: hs.blocked.Load,
 		Ready: func() bool { return true }, BrokerUp: func() bool { return true }, MongoUp: func() bool { return false },
 		Now: func() time.Time { return now },
 	})
@@ -119,7 +139,11 @@ func (hs *harness) do(t *testing.T, method, path, body string, header map[string
 	return rec
 }
 
-var jsonCT = map[string]string{"Content-Type": "application/json"}
+var (
+	jsonCT = map[string]string{"Content-Type": "application/json"}
+	formCT = map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	textCT = map[string]string{"Content-Type": "text/plain"}
+)
 
 // Every refused request is refused before it reaches the broker or the store.
 func TestBadInputReachesNeitherQueueNorStore(t *testing.T) {
@@ -144,6 +168,16 @@ func TestBadInputReachesNeitherQueueNorStore(t *testing.T) {
 		{"JSON body too large", "POST", "/send", `{"name":"n","content":"` + strings.Repeat("c", 5000) + `"}`, jsonCT, 413, "body"},
 		{"JSON content over the limit", "POST", "/send", `{"name":"n","content":"` + strings.Repeat("c", 17) + `"}`, jsonCT, 413, "content"},
 		{"query and JSON both", "POST", "/send?name=n&content=c", `{"name":"n","content":"c"}`, jsonCT, 400, "body"},
+		{"query and form body", "POST", "/send?name=n&content=c", "name=n&content=c", formCT, 400, "body"},
+		{"query and a 10 MiB text body", "POST", "/send?name=n&content=c", strings.Repeat("t", 10<<20), textCT, 400, "body"},
+		{"query and a body without a type", "POST", "/send?name=n&content=c", "x", nil, 400, "body"},
+		{"text body alone", "POST", "/send", "name=n", textCT, 415, "body"},
+		{"form body alone", "POST", "/send", "name=n&content=c", formCT, 415, "body"},
+		{"malformed escape in content", "POST", "/send?name=n&content=%zz", "", nil, 400, "content"},
+		{"semicolon separator", "POST", "/send?name=n;content=c", "", nil, 400, "name"},
+		{"malformed cursor", "GET", "/data?cursor=%zz", "", nil, 400, "cursor"},
+		{"malformed cursor after a good limit", "GET", "/data?limit=1&cursor=%zz", "", nil, 400, "cursor"},
+		{"malformed parameter name", "GET", "/data?%zz=1", "", nil, 400, "%zz"},
 		{"bad idempotency key", "POST", "/send?name=n&content=c", "", map[string]string{"Idempotency-Key": "has space"}, 400, "Idempotency-Key"},
 		{"idempotency key too long", "POST", "/send?name=n&content=c", "", map[string]string{"Idempotency-Key": strings.Repeat("k", 201)}, 400, "Idempotency-Key"},
 		{"GET /send", "GET", "/send?name=n&content=c", "", nil, 405, ""},
@@ -179,6 +213,8 @@ func TestValidSendIsPublishedOnce(t *testing.T) {
 		wantBody         string
 	}{
 		{"query", "/send?name=record1&content=content1", "", nil, "", `{"name":"record1","content":"content1"}`},
+		// curl -d '' sends an empty form body: still the query's message.
+		{"query with an empty form body", "/send?name=record1&content=content1", "", formCT, "", `{"name":"record1","content":"content1"}`},
 		{"name of 256 bytes", "/send?name=" + strings.Repeat("n", 256) + "&content=c", "", nil, "", `{"name":"` + strings.Repeat("n", 256) + `","content":"c"}`},
 		{"content at the limit", "/send?name=n&content=" + strings.Repeat("c", 16), "", nil, "", `{"name":"n","content":"` + strings.Repeat("c", 16) + `"}`},
 		{"JSON with idempotency key", "/send", `{"name":"n","content":"c"}`,

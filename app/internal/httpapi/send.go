@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -43,7 +44,10 @@ func (a *api) send(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), a.PublishTimeout)
+	// Once the request is read, its publish finishes (bounded) even if the client goes away
+	// meanwhile: Go cancels the request's context on a half-close, and a publish cut short would
+	// be counted as a failure it is not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), a.PublishTimeout)
 	defer cancel()
 	start := time.Now()
 	err = a.Queue.Publish(ctx, pub)
@@ -60,24 +64,31 @@ func (a *api) send(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, sendResponse{ID: id, Status: "queued"})
 }
 
+// readMessage takes the message from the query or from a JSON body, never from both: a non-empty
+// body that is not JSON is refused (415), not ignored.
 func (a *api) readMessage(c echo.Context) (contract.Message, error) {
 	q := c.QueryParams()
 	inQuery := q.Has("name") || q.Has("content")
-	if !strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON) {
-		return contract.Message{Name: q.Get("name"), Content: q.Get("content")}, nil
+	isJSON := strings.HasPrefix(c.Request().Header.Get(echo.HeaderContentType), echo.MIMEApplicationJSON)
+	if !isJSON {
+		empty, err := emptyBody(c.Request())
+		switch {
+		case err != nil:
+			return contract.Message{}, bodyError(err)
+		case empty:
+			return contract.Message{Name: q.Get("name"), Content: q.Get("content")}, nil
+		case inQuery:
+			return contract.Message{}, errBoth
+		default:
+			return contract.Message{}, &contract.FieldError{Field: "body", Reason: "must be JSON (Content-Type: application/json)", Err: errMediaType}
+		}
 	}
 	if inQuery {
-		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "give name and content either as query parameters or as a JSON body, not both"}
+		return contract.Message{}, errBoth
 	}
-	// JSON escaping can make content up to 6 bytes per byte; the exact limit is checked after decoding.
-	limit := int64(a.MaxContentBytes)*6 + 4096
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, a.maxBody()))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return contract.Message{}, &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error(), Err: contract.ErrTooLarge}
-		}
-		return contract.Message{}, &contract.FieldError{Field: "body", Reason: "unreadable: " + err.Error()}
+		return contract.Message{}, bodyError(err)
 	}
 	m, err := contract.Decode(body)
 	if err != nil {
@@ -89,14 +100,58 @@ func (a *api) readMessage(c echo.Context) (contract.Message, error) {
 	return m, nil // field checks happen in send, with the content limit
 }
 
+var (
+	errBoth = &contract.FieldError{Field: "body", Reason: "give name and content either as query parameters or as a JSON body, not both"}
+	// errMediaType marks a body of a type the route does not take (415).
+	errMediaType = errors.New("unsupported media type")
+	// errSlowBody marks a body that did not arrive by its read deadline (408).
+	errSlowBody = errors.New("not received in time")
+)
+
+// maxBody is the largest JSON body: escaping can make content up to 6 bytes per byte; the exact
+// limit is checked after decoding.
+func (a *api) maxBody() int64 { return int64(a.MaxContentBytes)*6 + 4096 }
+
+// emptyBody reports whether the request has no body, reading at most one byte of it.
+func emptyBody(r *http.Request) (bool, error) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return true, nil
+	}
+	n, err := r.Body.Read(make([]byte, 1))
+	if n > 0 {
+		return false, nil
+	}
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	return false, err
+}
+
+func bodyError(err error) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return &contract.FieldError{Field: "body", Reason: contract.ErrTooLarge.Error(), Err: contract.ErrTooLarge}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &contract.FieldError{Field: "body", Reason: errSlowBody.Error(), Err: errSlowBody}
+	default:
+		return &contract.FieldError{Field: "body", Reason: "unreadable: " + err.Error()}
+	}
+}
+
 func (a *api) badRequest(c echo.Context, err error) error {
 	var fe *contract.FieldError
 	if !errors.As(err, &fe) {
 		return err
 	}
 	code := http.StatusBadRequest
-	if errors.Is(err, contract.ErrTooLarge) {
+	switch {
+	case errors.Is(err, contract.ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
+	case errors.Is(err, errMediaType):
+		code = http.StatusUnsupportedMediaType
+	case errors.Is(err, errSlowBody):
+		code = http.StatusRequestTimeout
 	}
 	return c.JSON(code, errorBody{Error: fe.Error(), Field: fe.Field})
 }

@@ -38,10 +38,6 @@ const (
 	liveRecords = 100
 )
 
-// writeTimeout bounds every response but the live stream's, whose writes are each bounded by
-// its heartbeat instead (a var so a test can shorten it).
-var writeTimeout = 60 * time.Second
-
 // Run serves on l (or on cfg.HTTPAddr when l is nil) until ctx ends, then stops accepting,
 // finishes in-flight requests within cfg.ShutdownTimeout and returns.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listener) error {
@@ -87,7 +83,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 
 	handler := httpapi.New(httpapi.Deps{
 		Queue: pub, Records: st, Metrics: m, Log: log,
-		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout,
+		MaxContentBytes: cfg.MaxContentBytes, PublishTimeout: cfg.PublishTimeout, DataTimeout: cfg.DataTimeout,
 		Ready: func() bool {
 			select {
 			case <-pub.Declared():
@@ -96,10 +92,12 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 				return false
 			}
 		},
-		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load,
+		BrokerUp: brokerUp.Load, MongoUp: mongoUp.Load, BrokerBlocked: pub.Blocked,
 		Page: live.Page(), Events: hub,
 	})
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: writeTimeout}
+	// Each route bounds its own body and answer (httpapi; the live stream each of its writes), the
+	// server bounds headers and idle keep-alive connections.
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	srv.RegisterOnShutdown(hub.Close) // Shutdown waits for open requests, and streams never end
 	if l == nil {
 		if l, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

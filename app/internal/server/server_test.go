@@ -45,6 +45,7 @@ func startApp(t testing.TB, maxContent int) *app {
 		Mongo:           mongoCfg,
 		MaxContentBytes: maxContent,
 		PublishTimeout:  2 * time.Second,
+		DataTimeout:     3 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
 	}
 	st, err := store.Open(mongoCfg)

@@ -1,8 +1,9 @@
 {{/* The app's parts of its pod template (keda-demo.podTemplate in keda-demo-lib). Take $. */}}
 
 {{- define "keda-demo.app.podSpec" -}}
-# Greater than SHUTDOWN_TIMEOUT, so the app can finish in-flight requests before SIGKILL.
-terminationGracePeriodSeconds: {{ add .Values.shutdownTimeoutSeconds .Values.terminationGraceMarginSeconds }}
+# The preStop sleep plus SHUTDOWN_TIMEOUT plus a margin: the grace period runs from the start of
+# the preStop hook, and the app must finish in-flight requests before SIGKILL.
+terminationGracePeriodSeconds: {{ add .Values.preStopSleepSeconds .Values.shutdownTimeoutSeconds .Values.terminationGraceMarginSeconds }}
 {{- end -}}
 
 {{- define "keda-demo.app.env" -}}
@@ -26,6 +27,14 @@ terminationGracePeriodSeconds: {{ add .Values.shutdownTimeoutSeconds .Values.ter
 {{- end -}}
 
 {{- define "keda-demo.app.container" -}}
+{{- if gt (int .Values.preStopSleepSeconds) 0 }}
+# Keep serving while the endpoint removal reaches every proxy, then SIGTERM (graceful shutdown).
+# The sleep action is the kubelet's own (no shell in the image): on by default since 1.30, GA in 1.34.
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.preStopSleepSeconds }}
+{{- end }}
 ports:
   - name: http
     containerPort: {{ .Values.containerPort }}
