@@ -25,13 +25,10 @@ import (
 
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
+	"github.com/keda-demo/keda-demo/internal/kubepin"
 )
 
 const root = ".."
-
-// testKubeVersion is what `helm template` is told: the helm CLI built by `go tool` assumes
-// v1.20.0, which Chart.yaml's kubeVersion refuses.
-const testKubeVersion = "v1.34.0"
 
 // chartPaths are the repository's top-level paths that belong in the package.
 var chartPaths = []string{".helmignore", "Chart.lock", "Chart.yaml", "LICENSE", "README.md", "charts", "ci", "templates", "values.schema.json", "values.yaml"}
@@ -183,7 +180,11 @@ func TestPushShowTemplate(t *testing.T) {
 	require.Equal(t, *local.Metadata, shown)
 	require.Equal(t, "Apache-2.0", shown.Annotations["artifacthub.io/license"])
 
-	tmpl := []string{"--kube-version", testKubeVersion, "--api-versions", "keda.sh/v1alpha1", "--namespace", "demo"}
+	// The tested Kubernetes version: the helm CLI built by `go tool` assumes v1.20.0, which
+	// Chart.yaml's kubeVersion refuses.
+	kube, err := kubepin.Version(root)
+	require.NoError(t, err)
+	tmpl := []string{"--kube-version", kube, "--api-versions", "keda.sh/v1alpha1", "--namespace", "demo"}
 	pulled := helm(t, append(append([]string{"template", "keda-demo", ref, "--version", "0.1.0"}, creds...), tmpl...)...)
 	require.Equal(t, helm(t, append([]string{"template", "keda-demo", tgz}, tmpl...)...), pulled)
 	kinds := map[string]int{}
