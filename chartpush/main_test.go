@@ -25,7 +25,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
-	"github.com/keda-demo/keda-demo/internal/kubepin"
+	"github.com/keda-demo/keda-demo/cluster/kubepin"
 )
 
 const root = ".."
