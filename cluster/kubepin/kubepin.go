@@ -13,7 +13,7 @@ import (
 )
 
 // GoMod is the pin, relative to the repository root.
-const GoMod = "e2e/tools/kubernetes/go.mod"
+const GoMod = "cluster/tools/kubernetes/go.mod"
 
 // Version is the pinned version, e.g. v1.36.3. root is the repository root.
 func Version(root string) (string, error) {
