@@ -23,9 +23,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keda-demo/keda-demo/cluster/kubepin"
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
-	"github.com/keda-demo/keda-demo/cluster/kubepin"
 )
 
 const root = ".."
