@@ -285,6 +285,7 @@ require (
 	github.com/prometheus/prometheus v0.314.0
 	github.com/rabbitmq/amqp091-go v1.16.0
 	github.com/stretchr/testify v1.12.1
+	go.mongodb.org/mongo-driver/v2 v2.10.0
 	golang.org/x/mod v0.43.0
 	k8s.io/cli-runtime v0.37.0
 	oras.land/oras-go/v2 v2.6.2

@@ -242,6 +242,7 @@ var lintOverlay = []string{
 	"renderOffline=true",
 	"mongodb.auth.rootPassword=lint-root",
 	"mongodb.auth.passwords={lint-app}",
+	"mongodb.auth.replicaSetKey=lint-rs-key",
 	"rabbitmq.auth.password=lint-rabbit",
 	"rabbitmq.auth.erlangCookie=lint-cookie",
 }
