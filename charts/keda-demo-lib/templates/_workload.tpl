@@ -116,9 +116,12 @@ spec:
   {{- /* A constraint without labelSelector counts this release's pods of the component only:
   a selector on the name alone would spread two releases in a namespace against each other. */}}
   {{- with $pod.topologySpreadConstraints }}
+  {{- $own := dict "labelSelector" (dict "matchLabels" (include "keda-demo.selectorLabels" $ctx | fromYaml)) }}
+  {{- $tsc := list }}
+  {{- range . }}
+  {{- $tsc = append $tsc (ternary . (merge (deepCopy $own) .) (hasKey . "labelSelector")) }}
+  {{- end }}
   topologySpreadConstraints:
-    {{- range . }}
-    - {{- toYaml (ternary . (merge (dict "labelSelector" (dict "matchLabels" (include "keda-demo.selectorLabels" $ctx | fromYaml))) .) (hasKey . "labelSelector")) | nindent 6 }}
-    {{- end }}
+    {{- toYaml $tsc | nindent 4 }}
   {{- end }}
 {{- end -}}
