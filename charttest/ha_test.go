@@ -1,12 +1,15 @@
 package charttest
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
+	appsv1 "k8s.io/api/apps/v1"
+	policyv1 "k8s.io/api/policy/v1"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
@@ -136,4 +139,63 @@ func TestReplicaSetKeyOffline(t *testing.T) {
 	}
 	mustRender(t, values(t, []string{profileFile("production")}, lintOverlay...))
 	mustRender(t, values(t, nil, sets...)) // standalone needs none
+}
+
+// TestProductionBitnamiObjects: with the bitnami archives in charts/, the production render has
+// the objects the profile promises: 3-replica StatefulSets for MongoDB and RabbitMQ, their PDBs
+// (minAvailable 2), the headless Service the MongoDB members are named by, and the broker
+// configuration with continuous membership reconciliation. Without the archives it is skipped.
+func TestProductionBitnamiObjects(t *testing.T) {
+	if !bitnamiArchivesPresent() {
+		t.Skip("bitnami archives absent from charts/ (go tool helm dependency build): only our own templates render")
+	}
+	r := mustRender(t, values(t, []string{profileFile("production")}))
+	byName := func(kind, name string) doc {
+		t.Helper()
+		for _, d := range r.kind(kind) {
+			if str(get(d.obj, "metadata", "name")) == name {
+				return d
+			}
+		}
+		t.Fatalf("no %s %s in the production render", kind, name)
+		return doc{}
+	}
+	for _, chart := range []string{"mongodb", "rabbitmq"} {
+		var sts appsv1.StatefulSet
+		if err := decodeStrict(byName("StatefulSet", bitnamiFullname(chart)), &sts); err != nil {
+			t.Fatal(err)
+		}
+		if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 3 {
+			t.Errorf("StatefulSet %s replicas %v, want 3", sts.Name, sts.Spec.Replicas)
+		}
+		var pdb policyv1.PodDisruptionBudget
+		if err := decodeStrict(byName("PodDisruptionBudget", bitnamiFullname(chart)), &pdb); err != nil {
+			t.Fatal(err)
+		}
+		if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 {
+			t.Errorf("PDB %s minAvailable %v, want 2", pdb.Name, pdb.Spec.MinAvailable)
+		}
+	}
+	byName("Service", bitnamiFullname("mongodb")+"-headless")
+	// rabbitmq.conf is in a ConfigMap or a Secret, depending on the bitnami version.
+	var conf string
+	for _, kind := range []string{"ConfigMap", "Secret"} {
+		for _, d := range r.kind(kind) {
+			for _, field := range []string{"data", "stringData"} {
+				v := str(get(d.obj, field, "rabbitmq.conf"))
+				if b, err := base64.StdEncoding.DecodeString(v); err == nil && kind == "Secret" && field == "data" {
+					v = string(b)
+				}
+				conf += v
+			}
+		}
+	}
+	for _, line := range []string{
+		"quorum_queue.continuous_membership_reconciliation.enabled = true",
+		"quorum_queue.continuous_membership_reconciliation.target_group_size = 3",
+	} {
+		if !strings.Contains(conf, line) {
+			t.Errorf("the rendered rabbitmq.conf lacks %q", line)
+		}
+	}
 }
