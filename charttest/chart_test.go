@@ -10,6 +10,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
+	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/provenance"
 	"sigs.k8s.io/yaml"
 )
@@ -21,8 +22,11 @@ func TestChartMetadata(t *testing.T) {
 	if c.Metadata.AppVersion != "0.1.0" || c.Metadata.Version != "0.1.0" {
 		t.Errorf("umbrella version/appVersion %s/%s, want 0.1.0/0.1.0", c.Metadata.Version, c.Metadata.AppVersion)
 	}
-	if c.Metadata.KubeVersion != ">=1.33.0-0" {
-		t.Errorf("kubeVersion %q", c.Metadata.KubeVersion)
+	if c.Metadata.KubeVersion != ">=1.34.0-0" {
+		t.Errorf("kubeVersion %q, want >=1.34.0-0", c.Metadata.KubeVersion)
+	}
+	if !chartutil.IsCompatibleRange(c.Metadata.KubeVersion, kubeVersion.Version) {
+		t.Errorf("the tested Kubernetes %s does not satisfy kubeVersion %q", kubeVersion.Version, c.Metadata.KubeVersion)
 	}
 	subs := map[string]*chart.Chart{}
 	for _, name := range []string{"app", "processor", "keda-demo-lib"} {
@@ -31,6 +35,9 @@ func TestChartMetadata(t *testing.T) {
 			t.Fatalf("load charts/%s: %v", name, err)
 		}
 		subs[name] = s
+		if s.Metadata.KubeVersion != "" {
+			t.Errorf("charts/%s kubeVersion %q: Helm checks only the installed chart's, so the umbrella's is the one place", name, s.Metadata.KubeVersion)
+		}
 		if s.Metadata.AppVersion != c.Metadata.AppVersion {
 			t.Errorf("charts/%s appVersion %q, umbrella %q: they must be equal", name, s.Metadata.AppVersion, c.Metadata.AppVersion)
 		}

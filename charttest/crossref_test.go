@@ -43,6 +43,16 @@ func bitnamiServices(vals map[string]any) map[string]int {
 	return out
 }
 
+// mongodbMembers: the stable names of bitnami's replica set members (StatefulSet pods behind the
+// headless Service <release>-mongodb-headless), with the port.
+func mongodbMembers(n int) []string {
+	var hs []string
+	for i := range n {
+		hs = append(hs, fmt.Sprintf("%s-%d.%s-headless.%s.svc.cluster.local:27017", bitnamiFullname("mongodb"), i, bitnamiFullname("mongodb"), namespace))
+	}
+	return hs
+}
+
 func bitnamiFullname(chart string) string {
 	if strings.Contains(releaseName, chart) {
 		return releaseName
@@ -209,6 +219,10 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 			continue
 		}
 		want := fmt.Sprintf("%s.%s.svc", bitnamiFullname(chart), namespace)
+		if chart == "mongodb" && get(vals, "mongodb", "architecture") == "replicaset" {
+			// Every member, through the headless Service of bitnami's templates/replicaset.
+			want = strings.Join(mongodbMembers(toInt(get(vals, "mongodb", "replicaCount"))), ",")
+		}
 		if appEnv[prefix+"HOST"] != want || appEnv[prefix+"PORT"] != strconv.Itoa(svcs[bitnamiFullname(chart)]) {
 			t.Errorf("%sHOST/PORT = %s:%s, want the bitnami Service %s:%d", prefix, appEnv[prefix+"HOST"], appEnv[prefix+"PORT"], want, svcs[bitnamiFullname(chart)])
 		}

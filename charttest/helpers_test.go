@@ -15,6 +15,8 @@ import (
 	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/strvals"
 	"sigs.k8s.io/yaml"
+
+	"github.com/keda-demo/keda-demo/cluster/kubepin"
 )
 
 // chartDir is the umbrella chart: the repository root.
@@ -25,8 +27,18 @@ const (
 	namespace   = "demo"
 )
 
-// kubeVersion is fixed so renders are reproducible; it satisfies Chart.yaml's ">=1.33.0-0".
-var kubeVersion = &chartutil.KubeVersion{Version: "v1.34.0", Major: "1", Minor: "34"}
+// kubeVersion is the tested Kubernetes version, from its one pin (cluster/kubepin), so renders
+// are reproducible and match the cluster the e2e runs.
+var kubeVersion = func() *chartutil.KubeVersion {
+	v, err := kubepin.Version(chartDir)
+	if err == nil {
+		var kv *chartutil.KubeVersion
+		if kv, err = chartutil.ParseKubeVersion(v); err == nil {
+			return kv
+		}
+	}
+	panic(fmt.Sprintf("the tested Kubernetes version: %v", err))
+}()
 
 // apiVersions are what a cluster with KEDA (and the prometheus-operator CRDs) serves on top of
 // Helm's built-in defaults.
@@ -230,6 +242,7 @@ var lintOverlay = []string{
 	"renderOffline=true",
 	"mongodb.auth.rootPassword=lint-root",
 	"mongodb.auth.passwords={lint-app}",
+	"mongodb.auth.replicaSetKey=lint-rs-key",
 	"rabbitmq.auth.password=lint-rabbit",
 	"rabbitmq.auth.erlangCookie=lint-cookie",
 }

@@ -51,9 +51,19 @@ and lint), as the bitnami charts include their validateValues. Takes $.
 {{- if eq (toString (dig "enabled" true $a)) "false" }}{{ fail "mongodb.auth.enabled=false is not supported: the app uses its own MongoDB user" }}{{ end }}
 {{- if ne (toJson $a.usernames) (printf "[%q]" (include "keda-demo.embedded.mongodbUser" .)) }}{{ fail (printf "mongodb.auth.usernames must stay [%s]: the app and processor connect as that user" (include "keda-demo.embedded.mongodbUser" .)) }}{{ end }}
 {{- if ne (toJson $a.databases) (printf "[%q]" (include "keda-demo.embedded.mongodbDatabase" .)) }}{{ fail (printf "mongodb.auth.databases must stay [%s]: the app and processor use that database" (include "keda-demo.embedded.mongodbDatabase" .)) }}{{ end }}
+{{- $rs := $k.embeddedMongodb }}
+{{- $replicaset := eq (toString .Values.mongodb.architecture) "replicaset" }}
+{{- /* The subcharts cannot read mongodb.*, so the members they connect to are repeated under global. */ -}}
+{{- if $replicaset }}
+{{- if ne (int $rs.replicaSetMembers) (int .Values.mongodb.replicaCount) }}{{ fail (printf "mongodb.architecture=replicaset with mongodb.replicaCount=%v: set global.kedaDemo.embeddedMongodb.replicaSetMembers=%v too (the app and processor connect to every member)" .Values.mongodb.replicaCount .Values.mongodb.replicaCount) }}{{ end }}
+{{- if ne (toString $rs.replicaSetName) (toString .Values.mongodb.replicaSetName) }}{{ fail (printf "global.kedaDemo.embeddedMongodb.replicaSetName %q must equal mongodb.replicaSetName %q" $rs.replicaSetName .Values.mongodb.replicaSetName) }}{{ end }}
+{{- else if $rs.replicaSetMembers }}
+{{- fail "global.kedaDemo.embeddedMongodb.replicaSetMembers is set but mongodb.architecture is not replicaset: set both, or neither" }}
+{{- end }}
 {{- if .Values.renderOffline }}
 {{- if not $a.rootPassword }}{{ fail "renderOffline=true: set mongodb.auth.rootPassword (offline, bitnami would generate a new password on every render)" }}{{ end }}
 {{- if not $a.passwords }}{{ fail "renderOffline=true: set mongodb.auth.passwords (offline, bitnami would generate a new password on every render)" }}{{ end }}
+{{- if and $replicaset (not $a.replicaSetKey) }}{{ fail "renderOffline=true: set mongodb.auth.replicaSetKey (offline, bitnami would generate a new key on every render and the replica set members would stop trusting each other)" }}{{ end }}
 {{- end }}
 {{- end }}
 {{- if .Values.rabbitmq.enabled }}

@@ -4,6 +4,8 @@
 package connenv
 
 import (
+	"strings"
+
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/messaging/queue"
@@ -39,11 +41,12 @@ func Broker(r *envconfig.Reader) queue.Broker {
 	return b
 }
 
-// Mongo reads MONGODB_*: either MONGODB_URI or its parts.
+// Mongo reads MONGODB_*: either MONGODB_URI or its parts (MONGODB_HOST may list the members of
+// the replica set MONGODB_REPLICA_SET names).
 func Mongo(r *envconfig.Reader) store.Mongo {
 	var m store.Mongo
 	useTLS := r.Bool("MONGODB_TLS", false)
-	if r.Exclusive("MONGODB_URI", "MONGODB_HOST", "MONGODB_PORT", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE") {
+	if r.Exclusive("MONGODB_URI", "MONGODB_HOST", "MONGODB_PORT", "MONGODB_REPLICA_SET", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE") {
 		m.URI = r.String("MONGODB_URI", "")
 		if uriTLS, err := store.CheckURI(m.URI); err != nil {
 			r.Problemf("MONGODB_URI %v", err)
@@ -51,13 +54,22 @@ func Mongo(r *envconfig.Reader) store.Mongo {
 			useTLS = true
 		}
 	} else {
-		host := r.Required("MONGODB_HOST", "unless MONGODB_URI is set")
+		// A comma-separated list: the members of a replica set.
+		var hosts []string
+		if list := r.Required("MONGODB_HOST", "unless MONGODB_URI is set"); list != "" {
+			for _, h := range strings.Split(list, ",") {
+				if h = strings.TrimSpace(h); h == "" {
+					r.Problemf("MONGODB_HOST %q has an empty entry: give host[:port] entries separated by commas", list)
+				}
+				hosts = append(hosts, h)
+			}
+		}
 		port := r.Int("MONGODB_PORT", 27017, 1, 65535)
 		user, pass := r.String("MONGODB_USERNAME", ""), r.String("MONGODB_PASSWORD", "")
 		if (user == "") != (pass == "") {
 			r.Problemf("MONGODB_USERNAME and MONGODB_PASSWORD must be set together")
 		}
-		m.URI = store.MongoURI(host, port, user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
+		m.URI = store.MongoURI(hosts, port, r.String("MONGODB_REPLICA_SET", ""), user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
 	}
 	if useTLS {
 		m.TLS = store.TLSConfig(r.CAPool("MONGODB_CA_FILE"))

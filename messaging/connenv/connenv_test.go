@@ -100,9 +100,33 @@ func TestMongoDefaults(t *testing.T) {
 	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_HOST": "db"}))
 	m := connenv.Mongo(r)
 	require.NoError(t, r.Err())
-	require.Equal(t, "mongodb://db:27017/", m.URI)
+	require.Equal(t, "mongodb://db:27017/?w=majority", m.URI)
 	require.Equal(t, "keda_demo", m.Database)
 	require.Equal(t, "records", m.Collection)
+}
+
+// TestMongoReplicaSet: MONGODB_HOST lists the members (the port applies to those without one),
+// MONGODB_REPLICA_SET names the set, and writes wait for a majority.
+func TestMongoReplicaSet(t *testing.T) {
+	r := envconfig.NewReader(envconfig.Map(map[string]string{
+		"MONGODB_HOST": "db-0.db-headless:27017, db-1.db-headless,db-2.db-headless:27018", "MONGODB_PORT": "27019",
+		"MONGODB_REPLICA_SET": "rs0", "MONGODB_USERNAME": "app", "MONGODB_PASSWORD": "p,w", "MONGODB_AUTH_SOURCE": "keda_demo",
+	}))
+	m := connenv.Mongo(r)
+	require.NoError(t, r.Err())
+	cs, err := connstring.ParseAndValidate(m.URI)
+	require.NoError(t, err)
+	require.Equal(t, []string{"db-0.db-headless:27017", "db-1.db-headless:27019", "db-2.db-headless:27018"}, cs.Hosts)
+	require.Equal(t, "rs0", cs.ReplicaSet)
+	require.Equal(t, "majority", cs.WString)
+	require.Equal(t, "p,w", cs.Password)
+
+	r = envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_HOST": "db-0,,db-1"}))
+	connenv.Mongo(r)
+	require.ErrorContains(t, r.Err(), "MONGODB_HOST")
+	r = envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_REPLICA_SET": "rs0"}))
+	connenv.Mongo(r)
+	require.ErrorContains(t, r.Err(), "MONGODB_REPLICA_SET")
 }
 
 func TestProblemsAreAllReported(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // Mongo is how to reach MongoDB and where records live.
@@ -26,11 +27,25 @@ func (m Mongo) Redacted() string {
 	return u.Redacted()
 }
 
-// MongoURI builds the URI of a server given by parts, credentials percent-escaped. authSource
-// applies only with credentials.
-func MongoURI(host string, port int, user, pass, authSource string, useTLS bool) string {
-	u := url.URL{Scheme: "mongodb", Host: net.JoinHostPort(host, strconv.Itoa(port)), Path: "/"}
-	q := url.Values{}
+// MongoURI builds the URI of a server or replica set given by parts, credentials
+// percent-escaped. hosts are host or host:port (port is the default); replicaSet, when set,
+// names the set the hosts belong to. authSource applies only with credentials. Writes are
+// acknowledged by a majority (w=majority): the processor acks a message right after storing it,
+// so the record must survive the election of a new primary.
+func MongoURI(hosts []string, port int, replicaSet, user, pass, authSource string, useTLS bool) string {
+	seeds := make([]string, len(hosts))
+	for i, h := range hosts {
+		if _, _, err := net.SplitHostPort(h); err == nil {
+			seeds[i] = h
+		} else {
+			seeds[i] = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+	}
+	u := url.URL{Scheme: "mongodb", Host: strings.Join(seeds, ","), Path: "/"}
+	q := url.Values{"w": {"majority"}}
+	if replicaSet != "" {
+		q.Set("replicaSet", replicaSet)
+	}
 	if user != "" {
 		u.User = url.UserPassword(user, pass)
 		q.Set("authSource", authSource)

@@ -149,7 +149,10 @@ managementPort: 15672
 
 {{/*
 How the programs reach MongoDB, as YAML (use with fromYaml). Takes $.
-Embedded: <release>-mongodb.<namespace>.svc:27017 (standalone Service = fullname), the app's own
+Embedded: <release>-mongodb.<namespace>.svc:27017 (standalone Service = fullname), or, with
+global.kedaDemo.embeddedMongodb.replicaSetMembers, every member of the replica set by its stable
+name <release>-mongodb-<i>.<release>-mongodb-headless (bitnami templates/replicaset: StatefulSet
+and headless Service; the driver needs the seed list and the set's name). The app's own
 least-privilege user keda_demo in database keda_demo (bitnami auth.usernames/databases create the
 user in its database, so that is also the authSource), password in Secret <release>-mongodb key
 mongodb-passwords (bitnami mongodb 16.5.45 templates/secrets.yaml; not the root password).
@@ -161,6 +164,7 @@ External: global.kedaDemo.externalMongodb.* — chosen as soon as its host or ur
 external: true
 uriSecret: {{ dict "name" $e.uriSecret.name "key" $e.uriSecret.key | toJson }}
 host: {{ $e.host | quote }}
+replicaSet: ""
 port: {{ $e.port | int }}
 username: {{ $e.username | quote }}
 authSource: {{ $e.authSource | quote }}
@@ -171,9 +175,20 @@ caSecret: {{ $e.tls.caSecret | quote }}
 caKey: {{ $e.tls.caKey | quote }}
 {{- else -}}
 {{- $name := include "keda-demo.bitnamiFullname" (dict "root" . "chart" "mongodb") -}}
+{{- $rs := .Values.global.kedaDemo.embeddedMongodb -}}
 external: false
 uriSecret: {"name": "", "key": ""}
+{{- if $rs.replicaSetMembers }}
+{{- $members := list }}
+{{- range $i := until (int $rs.replicaSetMembers) }}
+{{- $members = append $members (printf "%s-%d.%s-headless.%s.svc.cluster.local:27017" $name $i $name $.Release.Namespace) }}
+{{- end }}
+host: {{ join "," $members | quote }}
+replicaSet: {{ $rs.replicaSetName | quote }}
+{{- else }}
 host: {{ printf "%s.%s.svc" $name .Release.Namespace | quote }}
+replicaSet: ""
+{{- end }}
 port: 27017
 username: {{ include "keda-demo.embedded.mongodbUser" . | quote }}
 authSource: {{ include "keda-demo.embedded.mongodbDatabase" . | quote }}
@@ -236,6 +251,10 @@ an existing Secret. Takes $.
   value: {{ $m.host | quote }}
 - name: MONGODB_PORT
   value: {{ $m.port | toString | quote }}
+{{- if $m.replicaSet }}
+- name: MONGODB_REPLICA_SET
+  value: {{ $m.replicaSet | quote }}
+{{- end }}
 {{- if $m.username }}
 - name: MONGODB_USERNAME
   value: {{ $m.username | quote }}

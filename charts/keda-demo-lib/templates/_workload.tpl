@@ -40,9 +40,9 @@ automountServiceAccountToken: false
 The pod template (metadata + spec) of one of our two programs: labels, the restricted security
 contexts, the image, the connection env, the CA bundles and the scheduling values. Besides root
 and component it takes
-  pod           the values that hold podLabels, podAnnotations, nodeSelector, tolerations,
-                affinity and topologySpreadConstraints (.Values for the app, .Values.job for the
-                processor); a key that is absent is left out
+  pod           the values that hold podLabels, podAnnotations, priorityClassName,
+                nodeSelector, tolerations, affinity and topologySpreadConstraints (.Values for
+                the app, .Values.job for the processor); a key that is absent is left out
   automountToken  true to mount the ServiceAccount's token (only the app, for its Jobs view);
                 absent or false mounts none
 and, for what differs per workload, optional YAML fragments (strings, e.g. from include):
@@ -104,10 +104,24 @@ spec:
     {{- . | nindent 4 }}
   {{- end }}
   {{- $pod := .pod }}
-  {{- range $key := list "nodeSelector" "tolerations" "affinity" "topologySpreadConstraints" }}
+  {{- with $pod.priorityClassName }}
+  priorityClassName: {{ . | quote }}
+  {{- end }}
+  {{- range $key := list "nodeSelector" "tolerations" "affinity" }}
   {{- with index $pod $key }}
   {{ $key }}:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- end }}
+  {{- /* A constraint without labelSelector counts this release's pods of the component only:
+  a selector on the name alone would spread two releases in a namespace against each other. */}}
+  {{- with $pod.topologySpreadConstraints }}
+  {{- $own := dict "labelSelector" (dict "matchLabels" (include "keda-demo.selectorLabels" $ctx | fromYaml)) }}
+  {{- $tsc := list }}
+  {{- range . }}
+  {{- $tsc = append $tsc (ternary . (merge (deepCopy $own) .) (hasKey . "labelSelector")) }}
+  {{- end }}
+  topologySpreadConstraints:
+    {{- toYaml $tsc | nindent 4 }}
   {{- end }}
 {{- end -}}
