@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,19 +29,28 @@ import (
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/strvals"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiext "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 )
 
 // What cluster/cluster.sh up installs: the release, its namespace, and the private RabbitMQ
@@ -130,6 +141,7 @@ func TestE2E(t *testing.T) {
 	}{
 		{"installWithoutKEDAFails", e.installWithoutKEDAFails},
 		{"installReady", e.installReady},
+		{"profilesAcceptedByAPIServer", e.profilesAcceptedByAPIServer},
 		{"helmTestPasses", e.helmTestPasses},
 		{"fiveMessagesStored", e.fiveMessagesStored},
 		{"livePageShowsJobsAndRecords", e.livePageShowsJobsAndRecords},
@@ -176,16 +188,21 @@ func run(t testing.TB, name string, args ...string) string {
 // initHelm (re)creates the Helm SDK configuration; Helm caches discovery and the cluster's
 // capabilities, so it is created again once KEDA's API exists.
 func (e *env) initHelm() {
+	e.flags, e.helm = e.newHelm(namespace)
+}
+
+// newHelm is a Helm SDK configuration for releases in ns, with discovery read afresh.
+func (e *env) newHelm(ns string) (*genericclioptions.ConfigFlags, *action.Configuration) {
 	kc := os.Getenv("KUBECONFIG")
-	ns := namespace
 	cacheDir := filepath.Join(runDir, "kube-cache") // not ~/.kube/cache
 	flags := genericclioptions.NewConfigFlags(false)
 	flags.KubeConfig, flags.Namespace, flags.CacheDir = &kc, &ns, &cacheDir
 	if dc, err := flags.ToDiscoveryClient(); err == nil {
 		dc.Invalidate()
 	}
-	e.flags, e.helm = flags, new(action.Configuration)
-	must(e.tt(), e.helm.Init(flags, namespace, "secret", func(string, ...any) {}))
+	cfg := new(action.Configuration)
+	must(e.tt(), cfg.Init(flags, ns, "secret", func(string, ...any) {}))
+	return flags, cfg
 }
 
 // scenarioSets are the scenario's values on top of what `up` sets (the external profile pointed at
@@ -361,6 +378,200 @@ func podReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// profilesAcceptedByAPIServer: every profile in ci/ (and the defaults, production+external, and
+// one with every optional object of the app on), rendered as `helm install --dry-run=server`
+// renders it against this cluster, hooks included, is accepted by the API server: a server-side
+// apply dry run of each object in a fresh namespace, so the built-in and CRD schemas, field
+// validation and admission (Pod Security "restricted") judge what users would install. The
+// ServiceMonitor and PrometheusRule need the prometheus-operator CRDs: applied for real, from the
+// module pinned in cluster/tools/prometheus-operator. Without the bitnami archives the profiles
+// use ci/external-values.yaml's own services, and the bitnami objects are left out.
+func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
+	e.needRelease(t) // KEDA's CRDs
+	const manager = "keda-demo-e2e"
+	apply := metav1.PatchOptions{FieldManager: manager, Force: new(true)}
+
+	cmd := exec.CommandContext(e.ctx, "go", "mod", "download", "-json", "github.com/prometheus-operator/prometheus-operator")
+	cmd.Dir, cmd.Env = filepath.Join(chartDir, "cluster", "tools", "prometheus-operator"), append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	must(t, err)
+	var mod struct{ Dir, Version string }
+	must(t, json.Unmarshal(out, &mod))
+	crds := apiext.NewForConfigOrDie(e.rest).ApiextensionsV1().CustomResourceDefinitions()
+	monitoring := []string{"servicemonitors", "prometheusrules"}
+	for _, r := range monitoring {
+		y, err := os.ReadFile(filepath.Join(mod.Dir, "example", "prometheus-operator-crd", "monitoring.coreos.com_"+r+".yaml"))
+		must(t, err)
+		j, err := yaml.YAMLToJSON(y)
+		must(t, err)
+		_, err = crds.Patch(e.ctx, r+".monitoring.coreos.com", types.ApplyPatchType, j, apply)
+		must(t, err)
+	}
+	// Established, and in discovery: where Helm's capabilities and the RESTMapper look.
+	e.eventually("the prometheus-operator CRDs Established and served", time.Minute, func() (bool, error) {
+		for _, r := range monitoring {
+			c, err := crds.Get(e.ctx, r+".monitoring.coreos.com", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			if !slices.ContainsFunc(c.Status.Conditions, func(c apiextv1.CustomResourceDefinitionCondition) bool {
+				return c.Type == apiextv1.Established && c.Status == apiextv1.ConditionTrue
+			}) {
+				return false, fmt.Errorf("%s: conditions %v", c.Name, c.Status.Conditions)
+			}
+		}
+		l, err := e.cs.Discovery().ServerResourcesForGroupVersion("monitoring.coreos.com/v1")
+		if err != nil {
+			return false, err
+		}
+		served := 0
+		for _, res := range l.APIResources {
+			if slices.Contains(monitoring, res.Name) {
+				served++
+			}
+		}
+		return served == 2, fmt.Errorf("monitoring.coreos.com/v1 serves %d of the 2", served)
+	})
+	t.Logf("prometheus-operator %s CRDs ServiceMonitor and PrometheusRule established", mod.Version)
+
+	nsObj, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "keda-demo-ssa-",
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{})
+	must(t, err)
+	ns := nsObj.Name
+	t.Cleanup(func() { _ = e.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	// The ServiceAccount admission plugin rejects the helm test Pod until "default" exists.
+	e.eventually("ServiceAccount default in "+ns, time.Minute, func() (bool, error) {
+		_, err := e.cs.CoreV1().ServiceAccounts(ns).Get(e.ctx, "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+	_, helm := e.newHelm(ns) // after the CRDs, so its capabilities have monitoring.coreos.com/v1
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.cs.Discovery()))
+
+	_, bitnami := loadChartWithBitnami(t)
+	if !bitnami {
+		t.Logf("bitnami archives neither in charts/ nor in KEDA_DEMO_BITNAMI_CHARTS (%q): every profile is dry-run with mongodb/rabbitmq disabled and ci/external-values.yaml's services, so the bitnami objects are left out", os.Getenv("KEDA_DEMO_BITNAMI_CHARTS"))
+	}
+	ci := func(p string) string { return filepath.Join(chartDir, "ci", p+"-values.yaml") }
+	profiles := []struct {
+		name  string
+		files []string
+		sets  []string
+	}{
+		{"defaults", nil, nil},
+		{"default", []string{ci("default")}, nil},
+		{"dev", []string{ci("dev")}, nil},
+		{"production", []string{ci("production")}, nil},
+		{"external", []string{ci("external")}, nil},
+		{"production-external", []string{ci("production"), ci("external")}, nil},
+		{"optional", nil, []string{"app.ingress.enabled=true", "app.networkPolicy.enabled=true", "app.serviceMonitor.enabled=true",
+			"app.grafanaDashboard.enabled=true", "app.prometheusRule.enabled=true"}},
+	}
+	objects := 0
+	for _, p := range profiles {
+		files := p.files
+		if !bitnami && !contains(files, ci("external")) {
+			files = append(files, ci("external"))
+		}
+		vals, err := (&values.Options{ValueFiles: files, Values: p.sets}).MergeValues(nil)
+		must(t, err)
+		inst := action.NewInstall(helm)
+		inst.ReleaseName, inst.Namespace = "ssa-"+p.name, ns
+		inst.DryRun, inst.DryRunOption = true, "server" // capabilities and lookup from the cluster
+		ch, _ := loadChartWithBitnami(t)                // anew: the install prunes disabled subcharts
+		rel, err := inst.RunWithContext(e.ctx, ch, vals)
+		if err != nil {
+			t.Errorf("profile %s: render: %v", p.name, err)
+			continue
+		}
+		type doc struct {
+			yaml string
+			hook bool
+		}
+		split := releaseutil.SplitManifests(rel.Manifest)
+		keys := slices.Collect(maps.Keys(split))
+		sort.Sort(releaseutil.BySplitManifestsOrder(keys))
+		var docs []doc
+		for _, k := range keys {
+			docs = append(docs, doc{split[k], false})
+		}
+		for _, h := range rel.Hooks {
+			docs = append(docs, doc{h.Manifest, true})
+		}
+		n := 0
+		for _, d := range docs {
+			var obj map[string]any
+			must(t, yaml.Unmarshal([]byte(d.yaml), &obj))
+			if len(obj) == 0 {
+				continue
+			}
+			u := &unstructured.Unstructured{Object: obj}
+			what := u.GetKind() + " " + u.GetName()
+			if !d.hook { // what Helm adds to the objects it installs (not to hooks)
+				u.SetLabels(mergeStrings(u.GetLabels(), map[string]string{"app.kubernetes.io/managed-by": "Helm"}))
+				u.SetAnnotations(mergeStrings(u.GetAnnotations(), map[string]string{"meta.helm.sh/release-name": rel.Name, "meta.helm.sh/release-namespace": ns}))
+			}
+			gvk := u.GroupVersionKind()
+			rm, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				t.Errorf("profile %s: %s: %v", p.name, what, err)
+				continue
+			}
+			ri := e.dyn.Resource(rm.Resource)
+			var r dynamic.ResourceInterface = ri
+			if rm.Scope.Name() == meta.RESTScopeNameNamespace {
+				u.SetNamespace(ns)
+				r = ri.Namespace(ns)
+			}
+			body, err := u.MarshalJSON()
+			must(t, err)
+			dry := apply
+			dry.DryRun = []string{metav1.DryRunAll}
+			if _, err := r.Patch(e.ctx, u.GetName(), types.ApplyPatchType, body, dry); err != nil {
+				t.Errorf("profile %s: the API server rejects %s: %v", p.name, what, err)
+				continue
+			}
+			n++
+		}
+		objects += n
+		t.Logf("profile %s: %d objects (%d hooks) accepted by a server-side apply dry run", p.name, n, len(rel.Hooks))
+	}
+	fmt.Printf("e2e: ssa_profiles=%d ssa_objects=%d\n", len(profiles), objects)
+}
+
+// loadChartWithBitnami loads the chart, with the bitnami archives that charts/ lacks taken from
+// KEDA_DEMO_BITNAMI_CHARTS (<name>-<version>.tgz, as chartpush does); ok: both are in.
+func loadChartWithBitnami(t *testing.T) (*chart.Chart, bool) {
+	ch, err := loader.Load(chartDir)
+	must(t, err)
+	have := map[string]bool{}
+	for _, d := range ch.Dependencies() {
+		have[d.Name()] = true
+	}
+	dir := os.Getenv("KEDA_DEMO_BITNAMI_CHARTS")
+	for _, req := range ch.Metadata.Dependencies {
+		p := filepath.Join(dir, req.Name+"-"+req.Version+".tgz")
+		if _, err := os.Stat(p); have[req.Name] || dir == "" || err != nil {
+			continue
+		}
+		dep, err := loader.LoadFile(p)
+		must(t, err)
+		ch.AddDependency(dep)
+		have[req.Name] = true
+	}
+	return ch, have["mongodb"] && have["rabbitmq"]
+}
+
+func mergeStrings(a, b map[string]string) map[string]string {
+	if a == nil {
+		a = map[string]string{}
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
 }
 
 // helmTestPasses: helm test (the app image's smoke test through the Service name and cluster DNS).
