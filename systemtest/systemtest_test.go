@@ -52,7 +52,7 @@ type stack struct {
 	broker *testkit.Broker
 	proxy  *testkit.Proxy
 	app    *exec.Cmd
-	appOut *syncBuffer
+	appOut *testkit.SyncBuffer
 }
 
 func startStack(t *testing.T) *stack {
@@ -91,7 +91,7 @@ func launch(t *testing.T, top contract.Topology, env []string) *stack {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
 	// Parts, as the chart passes them; the programs build and escape the URLs.
-	s := &stack{t: t, URL: "http://" + addr, top: top, appOut: &syncBuffer{}, env: append(env,
+	s := &stack{t: t, URL: "http://" + addr, top: top, appOut: &testkit.SyncBuffer{}, env: append(env,
 		"QUEUE_NAME="+top.Queue, "HTTP_ADDR="+addr, "WORK_DURATION=0", "SHUTDOWN_TIMEOUT=5s")}
 	s.app = exec.Command(appBin)
 	s.app.Env, s.app.Stdout, s.app.Stderr = s.env, s.appOut, s.appOut
@@ -117,24 +117,6 @@ func (s *stack) waitReady() {
 		}
 		return err == nil && resp.StatusCode == 200
 	}, 30*time.Second, 20*time.Millisecond, "app never ready")
-}
-
-// syncBuffer is the app's output, written by the process and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // send POSTs a record as the tutorial's curl does and returns the status and message id.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +22,7 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/testkit"
 )
 
 // fakeQueue records what would have been published and answers with err.
@@ -100,32 +100,21 @@ type harness struct {
 	h       http.Handler
 	q       *fakeQueue
 	r       *fakeRecords
-	log     *strings.Builder
+	log     *testkit.SyncBuffer
 }
 
 func newHarness(t *testing.T, maxContent int) *harness {
 	t.Helper()
-	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []store.Record{}}, log: &strings.Builder{}}
+	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []store.Record{}}, log: &testkit.SyncBuffer{}}
 	hs.h = httpapi.New(httpapi.Deps{
 		Queue: hs.q, Records: hs.r, Metrics: metrics.New(),
-		Log:             slog.New(slog.NewJSONHandler(&syncWriter{w: hs.log}, nil)),
+		Log:             slog.New(slog.NewJSONHandler(hs.log, nil)),
 		MaxContentBytes: maxContent, PublishTimeout: time.Second, DataTimeout: 200 * time.Millisecond,
 		BodyAllowance: 500 * time.Millisecond, BrokerBlocked: hs.blocked.Load,
 		Ready: func() bool { return true }, BrokerUp: func() bool { return true }, MongoUp: func() bool { return false },
 		Now: func() time.Time { return now },
 	})
 	return hs
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 func (hs *harness) do(t *testing.T, method, path, body string, header map[string]string) *httptest.ResponseRecorder {
