@@ -51,7 +51,7 @@ start() { # name cmd... : own session, stdio to $RUN/logs/name.log, PID to $RUN/
   setsid "$@" >"$RUN/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/pids/$name.pid"
 }
-alive() { kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
+alive() { [ -s "$RUN/pids/$1.pid" ] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
 waitfor() { # name timeout-seconds command... : poll until command succeeds; fail if the process died
   local name=$1 t=$2; shift 2
   local end=$(( $(date +%s) + t ))
@@ -310,10 +310,9 @@ build() { # what is missing, into $CACHE; says first what a cold build costs
   phase "components built"
 }
 
-runs() { # name: its recorded PID is alive and still that program (a PID file can outlive a reboot)
-  local pid
-  [ -s "$RUN/pids/$1.pid" ] && pid=$(cat "$RUN/pids/$1.pid") && kill -0 "$pid" 2>/dev/null &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1"
+runs() { # name [program]: its recorded PID is alive and still that program (default: name); a
+  # PID file can outlive a reboot, and its PID then belongs to something else
+  alive "$1" && tr '\0' ' ' <"/proc/$(cat "$RUN/pids/$1.pid")/cmdline" 2>/dev/null | grep -q -- "${2:-$1}"
 }
 
 node_state() { # prints running, stopped or partial (of the node and control plane processes)
@@ -323,8 +322,6 @@ node_state() { # prints running, stopped or partial (of the node and control pla
   done
   if [ $dead -eq 0 ]; then echo running; elif [ $alive -eq 0 ]; then echo stopped; else echo partial; fi
 }
-
-svc_alive() { [ -s "$RUN/pids/$1.pid" ] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
 
 host_services() { # the private RabbitMQ node and FerretDB, on loopback and the bridge gateway
   local rmq=$STATE/rabbitmq
@@ -340,7 +337,7 @@ host_services() { # the private RabbitMQ node and FerretDB, on loopback and the 
   "${rctl[@]}" add_user "$RMQ_USER" "$(cat "$STATE/rabbitmq-password")" >/dev/null 2>&1 ||
     "${rctl[@]}" change_password "$RMQ_USER" "$(cat "$STATE/rabbitmq-password")"
   "${rctl[@]}" set_permissions -p "$RMQ_VHOST" "$RMQ_USER" '.*' '.*' '.*'
-  if ! svc_alive ferretdb; then
+  if ! alive ferretdb; then
     start ferretdb "$FERRETDB_BIN" --listen-addr="127.0.0.1:$MONGO_PORT,$GW:$MONGO_PORT" --data-dir="$STATE/ferretdb"
   fi
   waitfor ferretdb 30 bash -c "exec 3<>/dev/tcp/$GW/$MONGO_PORT"
@@ -351,7 +348,7 @@ keda() { # KEDA's CRDs (server-side apply) and its operator, run out of cluster
   kctl apply --server-side --force-conflicts -f "$KEDA_DIR/crds/" >/dev/null
   kctl wait --for=condition=Established --timeout=60s -f "$KEDA_DIR/crds/" >/dev/null
   kctl create namespace keda --dry-run=client -o yaml | kctl apply -f - >/dev/null
-  if ! svc_alive keda-operator; then
+  if ! alive keda-operator; then
     local certs=$STATE/keda-certs
     if [ ! -s "$certs/tls.crt" ]; then # its gRPC metrics service insists on ca.crt/tls.crt/tls.key in --cert-dir
       mkdir -p "$certs/empty"; (
@@ -414,8 +411,8 @@ release() { # install or upgrade the chart: external mode against the host's Rab
 
 forwarder() { # http://127.0.0.1:$APP_PORT -> the app Service (restarted when its address changed)
   local addr; addr=$(cat "$RUN/app-service")
-  if svc_alive app-forwarder && [ "$(cat "$RUN/app-forwarder.target" 2>/dev/null)" = "$addr" ]; then return 0; fi
-  svc_alive app-forwarder && { kill -TERM "$(cat "$RUN/pids/app-forwarder.pid")"; sleep 0.2; }
+  if alive app-forwarder && [ "$(cat "$RUN/app-forwarder.target" 2>/dev/null)" = "$addr" ]; then return 0; fi
+  stop_one app-forwarder socat
   start app-forwarder socat "TCP-LISTEN:$APP_PORT,bind=127.0.0.1,reuseaddr,fork" "TCP:$addr"
   echo "$addr" >"$RUN/app-forwarder.target"
   waitfor app-forwarder 30 curl -sf "http://127.0.0.1:$APP_PORT/healthz"
@@ -450,11 +447,15 @@ status() { # running: any of the node's processes, or the bridge that `down` rem
   [ "$(node_state)" != stopped ] || ip link show "$BRIDGE" >/dev/null 2>&1
 }
 
-stop_one() { # name: SIGTERM, SIGKILL after 20 s
-  local pid; pid=$(cat "$RUN/pids/$1.pid")
-  kill -TERM "$pid" 2>/dev/null
-  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null; rm -f "$RUN/pids/$1.pid"
+stop_one() { # name [program]: SIGTERM, SIGKILL after 20 s, if it still runs (see runs)
+  local pid
+  if runs "$@"; then
+    pid=$(cat "$RUN/pids/$1.pid")
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$RUN/pids/$1.pid"
 }
 
 stop_pids() { # SIGTERM everything recorded, SIGKILL after 20 s; a PID is only signalled if its cmdline still names the binary
@@ -463,7 +464,7 @@ stop_pids() { # SIGTERM everything recorded, SIGKILL after 20 s; a PID is only s
   for f in "$RUN"/pids/*.pid; do
     [ -e "$f" ] || continue
     n=$(basename "$f" .pid); pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "${n%%@*}"; then
+    if runs "$n"; then
       kill -TERM "$pid"; live[$n]=$pid
     else rm -f "$f"; fi
   done
@@ -479,11 +480,12 @@ down() {
   [ -d "$RUN" ] || [ -d "$STATE" ] || return 0
   mkdir -p "$RUN/pids"
   # the host services first (the operator would log errors while the API goes away)
-  for n in app-forwarder keda-operator ferretdb; do [ -s "$RUN/pids/$n.pid" ] && stop_one "$n"; done
+  stop_one app-forwarder socat
+  for n in keda-operator ferretdb; do stop_one "$n"; done
   "$ROOT/cluster/rabbitmq-node.sh" stop "$STATE/rabbitmq"; rm -f "$RUN"/pids/rabbitmq-*.pid
   local sock=$RUN/containerd/containerd.sock ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
   # kubelet first so it does not restart what we remove; then the pods' containers, then the rest
-  for n in kubelet kube-proxy; do [ -s "$RUN/pids/$n.pid" ] && stop_one "$n"; done
+  for n in kubelet kube-proxy; do stop_one "$n"; done
   if [ -S "$sock" ] && [ -s "$RUN/pids/containerd.pid" ] && kill -0 "$(cat "$RUN/pids/containerd.pid")" 2>/dev/null; then
     for tk in $("${ctr[@]}" tasks ls -q 2>/dev/null); do "${ctr[@]}" tasks kill -s SIGKILL "$tk" >/dev/null 2>&1; done
     sleep 1
@@ -491,7 +493,7 @@ down() {
     for c in $("${ctr[@]}" containers ls -q 2>/dev/null); do "${ctr[@]}" containers rm "$c" >/dev/null 2>&1; done
   fi
   # the control plane before etcd, so that the API server is not left waiting on it
-  for n in kube-controller-manager kube-scheduler coredns kube-apiserver; do [ -s "$RUN/pids/$n.pid" ] && stop_one "$n"; done
+  for n in kube-controller-manager kube-scheduler coredns kube-apiserver; do stop_one "$n"; done
   stop_pids
   # kube-proxy's own cleanup of its iptables rules
   [ -x "$K8S_BIN/kube-proxy" ] && "$K8S_BIN/kube-proxy" --cleanup --proxy-mode=iptables >/dev/null 2>&1 || true
