@@ -103,7 +103,7 @@ func TestChartLock(t *testing.T) {
 	}
 }
 
-// hashReq is helm's internal/resolver.HashReq (v3.22.0): the digest `helm dependency build`
+// hashReq is helm's internal/resolver.HashReq (v3.21.4): the digest `helm dependency build`
 // compares Chart.lock against.
 func hashReq(req, lock []*chart.Dependency) (string, error) {
 	data, err := json.Marshal([2][]*chart.Dependency{req, lock})

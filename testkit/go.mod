@@ -4,7 +4,7 @@ go 1.26.4
 
 require (
 	github.com/FerretDB/FerretDB v1.24.2
-	github.com/rabbitmq/amqp091-go v1.16.0
+	github.com/rabbitmq/amqp091-go v1.17.0
 	github.com/stretchr/testify v1.12.1
 )
 
