@@ -7,8 +7,9 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// Reading a body gets a fixed allowance plus time for its largest size at this slow rate; a
-// client slower than that holds a connection and a goroutine for no good reason.
+// Reading a body gets a fixed allowance plus time for its declared size (its largest accepted
+// size when it declares none) at this slow rate; a client slower than that holds a connection and
+// a goroutine for no good reason.
 const (
 	bodyAllowance = 10 * time.Second
 	minBodyRate   = 256 << 10 // bytes per second
@@ -27,6 +28,19 @@ func deadlines(read, total time.Duration) echo.MiddlewareFunc {
 		return func(c echo.Context) error {
 			now := time.Now()
 			setDeadlines(c, now.Add(read), now.Add(total))
+			return next(c)
+		}
+	}
+}
+
+// bodyDeadlines is deadlines for a route with a body of up to maxBytes: the read deadline is
+// bodyTimeout for the length the request declares, and the answer may take after more.
+func bodyDeadlines(base time.Duration, maxBytes int64, after time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			now := time.Now()
+			read := bodyTimeout(base, c.Request().ContentLength, maxBytes)
+			setDeadlines(c, now.Add(read), now.Add(read+after))
 			return next(c)
 		}
 	}
@@ -59,7 +73,13 @@ func setDeadlines(c echo.Context, read, write time.Time) {
 	_ = rc.SetWriteDeadline(write)
 }
 
-// bodyTimeout is the read deadline for a body of up to maxBytes.
-func bodyTimeout(base time.Duration, maxBytes int64) time.Duration {
-	return base + time.Duration(maxBytes)*time.Second/minBodyRate
+// bodyTimeout is the read deadline for a body that declares declared bytes (a Content-Length;
+// -1, as for a chunked body, when unknown) and may have up to maxBytes: time for the declared
+// size, or for maxBytes when that is unknown or larger.
+func bodyTimeout(base time.Duration, declared, maxBytes int64) time.Duration {
+	size := maxBytes
+	if declared >= 0 && declared < maxBytes {
+		size = declared
+	}
+	return base + time.Duration(size)*time.Second/minBodyRate
 }

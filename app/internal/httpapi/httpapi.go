@@ -78,8 +78,7 @@ func New(d Deps) http.Handler {
 	// Every request is bounded by default (noBodyRead, writeAllowance); a route with a body or
 	// slow work sets deadlines that fit it, and a stream is exempt (LongLived).
 	e.Use(a.observe, checkQuery, deadlines(noBodyRead, writeAllowance))
-	read := bodyTimeout(d.BodyAllowance, a.maxBody())
-	e.POST("/send", a.send, deadlines(read, read+d.PublishTimeout+writeAllowance))
+	e.POST("/send", a.send, bodyDeadlines(d.BodyAllowance, a.maxBody(), d.PublishTimeout+writeAllowance))
 	e.GET("/data", a.data, deadlines(noBodyRead, d.DataTimeout+writeAllowance))
 	e.GET("/healthz", a.healthz)
 	e.GET("/readyz", a.readyz)
