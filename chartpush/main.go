@@ -34,12 +34,13 @@ import (
 	"helm.sh/helm/v3/pkg/registry"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
+	"github.com/keda-demo/keda-demo/cluster/chartdeps"
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 )
 
 // EnvBitnamiCharts names a folder of <name>-<version>.tgz archives for dependencies missing
 // from charts/.
-const EnvBitnamiCharts = "KEDA_DEMO_BITNAMI_CHARTS"
+const EnvBitnamiCharts = chartdeps.Env
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return err
 	}
 
-	if err := addArchives(ch, o.archives); err != nil {
+	if err := chartdeps.AddArchives(ch, o.archives); err != nil {
 		return err
 	}
 	if err := checkDependencies(ch); err != nil {
@@ -128,35 +129,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return fmt.Errorf("push %s to %s: %w", filepath.Base(archive), remote, err)
 	}
 	fmt.Fprintf(stdout, "%s/%s --version %s\n", remote, ch.Name(), ch.Metadata.Version)
-	return nil
-}
-
-// addArchives loads the dependencies that charts/ lacks from dir/<name>-<version>.tgz.
-func addArchives(ch *chart.Chart, dir string) error {
-	if dir == "" {
-		return nil
-	}
-	have := map[string]bool{}
-	for _, d := range ch.Dependencies() {
-		have[d.Name()] = true
-	}
-	for _, req := range ch.Metadata.Dependencies {
-		if have[req.Name] {
-			continue
-		}
-		p := filepath.Join(dir, req.Name+"-"+req.Version+".tgz")
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			continue // checkDependencies names what is still missing
-		}
-		dep, err := loader.LoadFile(p)
-		if err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		if dep.Name() != req.Name {
-			return fmt.Errorf("%s holds chart %q, want %q", p, dep.Name(), req.Name)
-		}
-		ch.AddDependency(dep)
-	}
 	return nil
 }
 
