@@ -184,7 +184,9 @@ func TestPushShowTemplate(t *testing.T) {
 	// Chart.yaml's kubeVersion refuses.
 	kube, err := kubepin.Version(root)
 	require.NoError(t, err)
-	tmpl := []string{"--kube-version", kube, "--api-versions", "keda.sh/v1alpha1", "--namespace", "demo"}
+	// Fixed bitnami passwords: left empty, the real bitnami charts generate new ones on every render.
+	tmpl := []string{"--kube-version", kube, "--api-versions", "keda.sh/v1alpha1", "--namespace", "demo",
+		"--set", "mongodb.auth.rootPassword=root-pw,mongodb.auth.passwords={app-pw},rabbitmq.auth.password=rabbit-pw,rabbitmq.auth.erlangCookie=cookie"}
 	pulled := helm(t, append(append([]string{"template", "keda-demo", ref, "--version", "0.1.0"}, creds...), tmpl...)...)
 	require.Equal(t, helm(t, append([]string{"template", "keda-demo", tgz}, tmpl...)...), pulled)
 	kinds := map[string]int{}
