@@ -6,6 +6,7 @@ import (
 	goparser "go/parser"
 	"go/token"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
+	"helm.sh/helm/v3/pkg/chartutil"
 )
 
 // kedaMetrics are the KEDA operator's metrics the dashboard and rules may use (KEDA v2.21,
@@ -150,11 +152,45 @@ func TestDashboardAndRules(t *testing.T) {
 	}
 }
 
-// TestDashboardAndRulesOffByDefault: neither object without asking, and the rule needs its API.
+// TestDashboardAndRulesOffByDefault: neither object without asking.
 func TestDashboardAndRulesOffByDefault(t *testing.T) {
 	r := mustRender(t, values(t, nil))
 	require.Empty(t, r.ours("ConfigMap"))
 	require.Empty(t, r.ours("PrometheusRule"))
-	_, err := renderWith(t, values(t, nil, "app.prometheusRule.enabled=true"), renderOpts{apiVersions: apiVersions[:4]})
-	require.ErrorContains(t, err, "app.prometheusRule.enabled")
+}
+
+// TestMonitoringAPICapability: the ServiceMonitor and the PrometheusRule each render when the
+// cluster (or --api-versions) has their kind or just the group/version monitoring.coreos.com/v1,
+// and each refuses, naming its value, when neither is there.
+func TestMonitoringAPICapability(t *testing.T) {
+	keda := chartutil.VersionSet{"keda.sh/v1alpha1", "keda.sh/v1alpha1/ScaledJob", "keda.sh/v1alpha1/TriggerAuthentication"}
+	objects := map[string]string{"ServiceMonitor": "app.serviceMonitor.enabled", "PrometheusRule": "app.prometheusRule.enabled"}
+	for _, tc := range []struct {
+		name   string
+		extra  func(kind string) []string
+		render bool
+	}{
+		{"group/version only", func(string) []string { return []string{"monitoring.coreos.com/v1"} }, true},
+		{"kind only", func(kind string) []string { return []string{"monitoring.coreos.com/v1/" + kind} }, true},
+		{"both", func(kind string) []string {
+			return []string{"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/" + kind}
+		}, true},
+		{"neither", func(string) []string { return nil }, false},
+		{"another group", func(kind string) []string {
+			return []string{"monitoring.coreos.com/v1alpha1", "monitoring.example.com/v1/" + kind}
+		}, false},
+	} {
+		for kind, value := range objects {
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				caps := append(slices.Clone(keda), tc.extra(kind)...)
+				r, err := renderWith(t, values(t, nil, value+"=true"), renderOpts{apiVersions: caps})
+				if !tc.render {
+					require.ErrorContains(t, err, value+" is true but the cluster has no monitoring.coreos.com/v1 "+kind+" API")
+					return
+				}
+				require.NoError(t, err)
+				require.Len(t, r.ours(kind), 1)
+			})
+		}
+	}
 }

@@ -315,3 +315,16 @@ an existing Secret. Takes $.
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/*
+keda-demo.requireMonitoringAPI fails unless the cluster serves a prometheus-operator kind:
+dict "root" $ "kind" "ServiceMonitor" "value" "app.serviceMonitor.enabled". Either capability
+form counts: the kind (what Helm discovers on a live cluster) or the group/version alone (what
+GitOps tools and `helm template --api-versions monitoring.coreos.com/v1` pass).
+*/}}
+{{- define "keda-demo.requireMonitoringAPI" -}}
+{{- $caps := .root.Capabilities.APIVersions -}}
+{{- if not (or ($caps.Has (printf "monitoring.coreos.com/v1/%s" .kind)) ($caps.Has "monitoring.coreos.com/v1")) -}}
+{{- fail (printf "%s is true but the cluster has no monitoring.coreos.com/v1 %s API: install the prometheus-operator CRDs first (rendering offline: pass --api-versions monitoring.coreos.com/v1), or set %s=false" .value .kind .value) -}}
+{{- end -}}
+{{- end -}}
