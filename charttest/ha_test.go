@@ -141,14 +141,12 @@ func TestReplicaSetKeyOffline(t *testing.T) {
 	mustRender(t, values(t, nil, sets...)) // standalone needs none
 }
 
-// TestProductionBitnamiObjects: with the bitnami archives in charts/, the production render has
+// TestProductionBitnamiObjects: with the bitnami archives, the production render has
 // the objects the profile promises: 3-replica StatefulSets for MongoDB and RabbitMQ, their PDBs
 // (minAvailable 2), the headless Service the MongoDB members are named by, and the broker
-// configuration with continuous membership reconciliation. Without the archives it is skipped.
+// configuration with continuous membership reconciliation. Without the archives it skips (fails under CI=true).
 func TestProductionBitnamiObjects(t *testing.T) {
-	if !bitnamiArchivesPresent() {
-		t.Skip("bitnami archives absent from charts/ (go tool helm dependency build): only our own templates render")
-	}
+	requireBitnami(t)
 	r := mustRender(t, values(t, []string{profileFile("production")}))
 	byName := func(kind, name string) doc {
 		t.Helper()

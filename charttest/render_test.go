@@ -47,9 +47,9 @@ func renderCases(t *testing.T) []renderCase {
 // cross-references between objects.
 func TestRender(t *testing.T) {
 	if bitnamiArchivesPresent() {
-		t.Log("bitnami archives found in charts/: rendering with them")
+		t.Log("bitnami archives found: rendering with them")
 	} else {
-		t.Log("bitnami archives absent (offline): rendering our own templates")
+		t.Log("bitnami archives absent: rendering our own templates (TestBitnami* check the bitnami side)")
 	}
 	for _, c := range renderCases(t) {
 		t.Run(c.name, func(t *testing.T) {

@@ -51,6 +51,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
+
+	"github.com/keda-demo/keda-demo/cluster/chartdeps"
 )
 
 // What cluster/cluster.sh up installs: the release, its namespace, and the private RabbitMQ
@@ -386,8 +388,11 @@ func podReady(p *corev1.Pod) bool {
 // apply dry run of each object in a fresh namespace, so the built-in and CRD schemas, field
 // validation and admission (Pod Security "restricted") judge what users would install. The
 // ServiceMonitor and PrometheusRule need the prometheus-operator CRDs: applied for real, from the
-// module pinned in cluster/tools/prometheus-operator. Without the bitnami archives the profiles
-// use ci/external-values.yaml's own services, and the bitnami objects are left out.
+// module pinned in cluster/tools/prometheus-operator. The namespace also warns at restricted:
+// enforce judges Pod objects only, warn judges the pod templates of StatefulSets, Deployments and
+// Jobs too, so any API warning fails the step. The bitnami objects are in when the archives are
+// found (cluster/chartdeps); in CI (CI=true) missing archives fail the step; elsewhere the profiles
+// use ci/external-values.yaml's own services and the bitnami objects are left out.
 func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 	e.needRelease(t) // KEDA's CRDs
 	const manager = "keda-demo-e2e"
@@ -438,7 +443,7 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 	t.Logf("prometheus-operator %s CRDs ServiceMonitor and PrometheusRule established", mod.Version)
 
 	nsObj, err := e.cs.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "keda-demo-ssa-",
-		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted"}}}, metav1.CreateOptions{})
+		Labels: map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}}}, metav1.CreateOptions{})
 	must(t, err)
 	ns := nsObj.Name
 	t.Cleanup(func() { _ = e.cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
@@ -450,7 +455,18 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 	_, helm := e.newHelm(ns) // after the CRDs, so its capabilities have monitoring.coreos.com/v1
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(e.cs.Discovery()))
 
-	_, bitnami := loadChartWithBitnami(t)
+	// Every warning the API server sends (Pod Security warn, unknown fields, deprecations) is
+	// recorded per request and fails the object.
+	warned := &warningRecorder{}
+	wcfg := rest.CopyConfig(e.rest)
+	wcfg.WarningHandler = warned
+	dyn := dynamic.NewForConfigOrDie(wcfg)
+
+	_, bitnami, err := chartdeps.Load(chartDir)
+	must(t, err)
+	if !bitnami && os.Getenv("CI") == "true" {
+		t.Fatalf("CI=true: the bitnami chart archives are missing, so the server-side dry run would leave their objects out: %s", chartdeps.HowToGet)
+	}
 	if !bitnami {
 		t.Logf("bitnami archives neither in charts/ nor in KEDA_DEMO_BITNAMI_CHARTS (%q): every profile is dry-run with mongodb/rabbitmq disabled and ci/external-values.yaml's services, so the bitnami objects are left out", os.Getenv("KEDA_DEMO_BITNAMI_CHARTS"))
 	}
@@ -469,7 +485,7 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 		{"optional", nil, []string{"app.ingress.enabled=true", "app.networkPolicy.enabled=true", "app.serviceMonitor.enabled=true",
 			"app.grafanaDashboard.enabled=true", "app.prometheusRule.enabled=true"}},
 	}
-	objects := 0
+	objects, bitnamiObjects := 0, 0
 	for _, p := range profiles {
 		files := p.files
 		if !bitnami && !contains(files, ci("external")) {
@@ -480,7 +496,8 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 		inst := action.NewInstall(helm)
 		inst.ReleaseName, inst.Namespace = "ssa-"+p.name, ns
 		inst.DryRun, inst.DryRunOption = true, "server" // capabilities and lookup from the cluster
-		ch, _ := loadChartWithBitnami(t)                // anew: the install prunes disabled subcharts
+		ch, _, err := chartdeps.Load(chartDir)          // anew: the install prunes disabled subcharts
+		must(t, err)
 		rel, err := inst.RunWithContext(e.ctx, ch, vals)
 		if err != nil {
 			t.Errorf("profile %s: render: %v", p.name, err)
@@ -519,7 +536,7 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 				t.Errorf("profile %s: %s: %v", p.name, what, err)
 				continue
 			}
-			ri := e.dyn.Resource(rm.Resource)
+			ri := dyn.Resource(rm.Resource)
 			var r dynamic.ResourceInterface = ri
 			if rm.Scope.Name() == meta.RESTScopeNameNamespace {
 				u.SetNamespace(ns)
@@ -529,39 +546,47 @@ func (e *env) profilesAcceptedByAPIServer(t *testing.T) {
 			must(t, err)
 			dry := apply
 			dry.DryRun = []string{metav1.DryRunAll}
+			warned.take()
 			if _, err := r.Patch(e.ctx, u.GetName(), types.ApplyPatchType, body, dry); err != nil {
 				t.Errorf("profile %s: the API server rejects %s: %v", p.name, what, err)
 				continue
 			}
+			if w := warned.take(); len(w) > 0 {
+				t.Errorf("profile %s: the API server warns about %s: %s", p.name, what, strings.Join(w, "; "))
+				continue
+			}
 			n++
+			if strings.Contains(d.yaml, "# Source: keda-demo/charts/mongodb/") || strings.Contains(d.yaml, "# Source: keda-demo/charts/rabbitmq/") {
+				bitnamiObjects++
+			}
 		}
 		objects += n
 		t.Logf("profile %s: %d objects (%d hooks) accepted by a server-side apply dry run", p.name, n, len(rel.Hooks))
 	}
-	fmt.Printf("e2e: ssa_profiles=%d ssa_objects=%d\n", len(profiles), objects)
+	if bitnami && bitnamiObjects == 0 {
+		t.Error("the bitnami archives were found, yet no bitnami object was dry-run")
+	}
+	fmt.Printf("e2e: ssa_profiles=%d ssa_objects=%d ssa_bitnami_objects=%d\n", len(profiles), objects, bitnamiObjects)
 }
 
-// loadChartWithBitnami loads the chart, with the bitnami archives that charts/ lacks taken from
-// KEDA_DEMO_BITNAMI_CHARTS (<name>-<version>.tgz, as chartpush does); ok: both are in.
-func loadChartWithBitnami(t *testing.T) (*chart.Chart, bool) {
-	ch, err := loader.Load(chartDir)
-	must(t, err)
-	have := map[string]bool{}
-	for _, d := range ch.Dependencies() {
-		have[d.Name()] = true
-	}
-	dir := os.Getenv("KEDA_DEMO_BITNAMI_CHARTS")
-	for _, req := range ch.Metadata.Dependencies {
-		p := filepath.Join(dir, req.Name+"-"+req.Version+".tgz")
-		if _, err := os.Stat(p); have[req.Name] || dir == "" || err != nil {
-			continue
-		}
-		dep, err := loader.LoadFile(p)
-		must(t, err)
-		ch.AddDependency(dep)
-		have[req.Name] = true
-	}
-	return ch, have["mongodb"] && have["rabbitmq"]
+// warningRecorder keeps the API server's warnings (the Warning header) until taken.
+type warningRecorder struct {
+	mu sync.Mutex
+	w  []string
+}
+
+func (r *warningRecorder) HandleWarningHeader(code int, agent, text string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.w = append(r.w, text)
+}
+
+func (r *warningRecorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.w
+	r.w = nil
+	return w
 }
 
 func mergeStrings(a, b map[string]string) map[string]string {
