@@ -372,19 +372,11 @@ func toInt(v any) int {
 
 var readmeVar = regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
 
-// checkEnvContract: the programs get only variables of the README's Configuration table, and no
-// value is built with $(VAR) expansion (it does not escape).
+// checkEnvContract: the programs get only variables of the configuration page's table
+// (docs/configuration.md), and no value is built with $(VAR) expansion (it does not escape).
 func checkEnvContract(t *testing.T, pods ...podOf) {
 	t.Helper()
-	readme := string(readFile(t, chartDir+"/README.md"))
-	start := strings.Index(readme, "## Configuration")
-	if start < 0 {
-		t.Fatal("README has no Configuration section")
-	}
-	section := readme[start:]
-	if end := strings.Index(section[3:], "\n## "); end >= 0 {
-		section = section[:end+3]
-	}
+	section := string(readFile(t, chartDir+"/docs/configuration.md"))
 	allowed := map[string]bool{}
 	for _, line := range strings.Split(section, "\n") {
 		cells := strings.Split(line, "|")
@@ -395,13 +387,13 @@ func checkEnvContract(t *testing.T, pods ...podOf) {
 		}
 	}
 	if len(allowed) < 20 {
-		t.Fatalf("README Configuration table: found only %d variables", len(allowed))
+		t.Fatalf("docs/configuration.md: found only %d variables", len(allowed))
 	}
 	for _, p := range pods {
 		for _, c := range p.spec.Containers {
 			for _, e := range c.Env {
 				if !allowed[e.Name] {
-					t.Errorf("%s sets %s, which is not in the README's Configuration table", p.where, e.Name)
+					t.Errorf("%s sets %s, which is not in docs/configuration.md", p.where, e.Name)
 				}
 				if strings.Contains(e.Value, "$(") {
 					t.Errorf("%s %s=%q uses $(VAR) expansion", p.where, e.Name, e.Value)

@@ -3,40 +3,55 @@ package systemtest
 import (
 	"os"
 	"path/filepath"
-	"sort"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/mod/modfile"
-	"gopkg.in/yaml.v3"
 )
 
-// The test command (Taskfile MODULES) must list every module of go.work: at a workspace root,
-// `go test ./...` covers the root module only, so a module missing there would go untested.
-func TestTaskfileListsEveryWorkspaceModule(t *testing.T) {
-	raw, err := os.ReadFile("../go.work")
+// The README is a front page a newcomer reads in minutes, also as `helm show readme` prints it:
+// at most 350 lines, no prose line over 160 characters, and every page of docs/ linked by its
+// file name. Every relative link of the README and of docs/ names a file that exists.
+func TestREADMEFrontPage(t *testing.T) {
+	raw, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
-	work, err := modfile.ParseWork("go.work", raw, nil)
-	require.NoError(t, err)
-	var used []string
-	for _, u := range work.Use {
-		used = append(used, filepath.Clean(u.Path))
+	readme := string(raw)
+	lines := strings.Split(strings.TrimSuffix(readme, "\n"), "\n")
+	require.LessOrEqual(t, len(lines), 350, "README.md has %d lines: move reference material to docs/", len(lines))
+	code := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, "```") {
+			code = !code
+			continue
+		}
+		if !code && !strings.HasPrefix(l, "|") {
+			require.LessOrEqual(t, utf8.RuneCountInString(l), 160, "README.md:%d is %d characters long", i+1, utf8.RuneCountInString(l))
+		}
 	}
-
-	raw, err = os.ReadFile("../Taskfile.yml")
+	pages, err := filepath.Glob("../docs/*.md")
 	require.NoError(t, err)
-	var tf struct{ Vars map[string]string }
-	require.NoError(t, yaml.Unmarshal(raw, &tf))
-	var listed []string
-	for _, m := range strings.Fields(tf.Vars["MODULES"]) {
-		listed = append(listed, filepath.Clean(m))
+	require.NotEmpty(t, pages)
+	for _, p := range pages {
+		name := filepath.Base(p)
+		require.Contains(t, readme, "["+name+"](docs/"+name+")", "docs/%s is not linked from the README by its file name", name)
 	}
-	sort.Strings(used)
-	sort.Strings(listed)
-	require.NotEmpty(t, used)
-	require.Equal(t, used, listed)
+	for _, doc := range append([]string{"../README.md"}, pages...) {
+		b, err := os.ReadFile(doc)
+		require.NoError(t, err)
+		for _, m := range mdLink.FindAllStringSubmatch(string(b), -1) {
+			target, _, _ := strings.Cut(m[1], "#")
+			if target == "" || strings.Contains(target, "://") {
+				continue
+			}
+			_, err := os.Stat(filepath.Join(filepath.Dir(doc), target))
+			require.NoError(t, err, "%s links to %s", doc, m[1])
+		}
+	}
 }
+
+var mdLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
 // The README's layout table names every top-level folder of the repository, and every path it
 // names exists: a newcomer finds the code where the table says.
