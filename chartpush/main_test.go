@@ -23,6 +23,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/keda-demo/keda-demo/cluster/chartdeps"
 	"github.com/keda-demo/keda-demo/cluster/kubepin"
 	"github.com/keda-demo/keda-demo/imagebuild/ociimage"
 	"github.com/keda-demo/keda-demo/imagebuild/registrytest"
@@ -39,24 +40,10 @@ var chartPaths = []string{".helmignore", "Chart.lock", "Chart.yaml", "LICENSE", 
 // not. charts/ is used when `helm dependency build` filled it.
 func archives(t *testing.T) (dir string, real bool) {
 	t.Helper()
-	ch, err := loader.LoadDir(root)
+	ch, complete, err := chartdeps.Load(root)
 	require.NoError(t, err)
-	have := func(dir string) bool {
-		for _, d := range ch.Metadata.Dependencies {
-			if d.Repository == "" {
-				continue
-			}
-			if _, err := os.Stat(filepath.Join(dir, d.Name+"-"+d.Version+".tgz")); err != nil {
-				return false
-			}
-		}
-		return true
-	}
-	if d := os.Getenv(EnvBitnamiCharts); d != "" && have(d) {
-		return d, true
-	}
-	if have(filepath.Join(root, "charts")) {
-		return "", true
+	if complete {
+		return os.Getenv(EnvBitnamiCharts), true
 	}
 	dir = t.TempDir()
 	for _, d := range ch.Metadata.Dependencies {
