@@ -2,9 +2,12 @@ package queue_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -177,4 +180,31 @@ func TestPipelinedPublishesGetEachTheirOwnOutcome(t *testing.T) {
 	_, err = ch.QueueDelete(cfg.Topology.Queue, false, false, false)
 	require.NoError(t, err)
 	require.Equal(t, map[queue.Reason]int{queue.ReasonUnroutable: 20}, burst(20, func(i int) string { return distinct(i % 5) }))
+}
+
+// A failed dial is ErrUnavailable and keeps its cause for errors.Is and errors.As: the network
+// error of a refused connection, the broker's ACCESS_REFUSED for a wrong password (which the
+// message never shows).
+func TestDialErrorKeepsItsCause(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedPort := l.Addr().String()
+	require.NoError(t, l.Close())
+	_, err = queue.Dial(queue.Broker{URL: "amqp://guest:guest@" + closedPort + "/"}, "dial-test")
+	require.ErrorIs(t, err, queue.ErrUnavailable)
+	var opErr *net.OpError
+	require.ErrorAs(t, err, &opErr)
+	require.Equal(t, queue.ReasonUnavailable, queue.Classify(err))
+
+	b, _ := setup(t)
+	u, err := url.Parse(b.URL)
+	require.NoError(t, err)
+	u.User = url.UserPassword(u.User.Username(), "not-the-password")
+	_, err = queue.Dial(queue.Broker{URL: u.String()}, "dial-test")
+	require.ErrorIs(t, err, queue.ErrUnavailable)
+	var amqpErr *amqp.Error
+	require.True(t, errors.As(err, &amqpErr), "%v (%T) does not reach an *amqp.Error", err, errors.Unwrap(err))
+	require.Equal(t, amqp.AccessRefused, amqpErr.Code)
+	require.NotContains(t, err.Error(), "not-the-password")
+	require.Equal(t, queue.ReasonUnavailable, queue.Classify(err))
 }
