@@ -20,7 +20,6 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/jobwatch"
 	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/app/internal/poll"
 	"github.com/keda-demo/keda-demo/app/internal/queuedepth"
 	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/messaging/store"
@@ -70,8 +69,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 	}
 	defer func() { _ = depth.Close() }()
 	sampler := &queuedepth.Sampler{Reader: depth, Gauge: m.QueueMessages, Publish: hub.SetQueue, Log: log}
-	go poll.Every(bg, depthInterval, depthInterval, sampler.Sample)
-	go poll.Every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
+	go every(bg, depthInterval, depthInterval, sampler.Sample)
+	go every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
 		if hub.Clients() == 0 {
 			return // records can be large: MongoDB is asked only while a page is open
 		}
@@ -171,6 +170,23 @@ func liveView(recs []store.Record) []live.Record {
 			CreatedAt: r.CreatedAt, StoredAt: r.ProcessedAt, WorkDoneAt: r.WorkDoneAt}
 	}
 	return out
+}
+
+// every calls f at once and then every interval until ctx ends. Each call gets a context that
+// ends after timeout, so a hung dependency delays the next call by at most that.
+func every(ctx context.Context, interval, timeout time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		f(cctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func gauge(up bool) float64 {
