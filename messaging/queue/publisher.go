@@ -9,6 +9,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
@@ -118,11 +120,16 @@ func (p *Publisher) drop() {
 	}
 }
 
-// Publish sends msg to the work queue and returns nil only once the broker has confirmed it and
-// not returned it. It returns by the time ctx ends (ErrTimeout once the message may have been
-// sent, ErrUnavailable or ErrBlocked before), even when a write or a channel open is stuck on the
-// broker: the stuck attempt finishes in the background.
-func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
+// Publish sends msg to the work queue as the persistent message id, created at createdAt (see
+// contract.Publishing), and returns nil only once the broker has confirmed it and not returned it.
+// It returns by the time ctx ends (ErrTimeout once the message may have been sent, ErrUnavailable
+// or ErrBlocked before), even when a write or a channel open is stuck on the broker: the stuck
+// attempt finishes in the background.
+func (p *Publisher) Publish(ctx context.Context, id string, msg contract.Message, createdAt time.Time) error {
+	pub, err := contract.Publishing(id, msg, createdAt)
+	if err != nil {
+		return err
+	}
 	if p.blocked.Load() {
 		return fmt.Errorf("%w: publish to %s", ErrBlocked, p.broker.Redacted())
 	}
@@ -133,7 +140,7 @@ func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
 	var sent atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, msg, &sent)
+		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, pub, &sent)
 		if err != nil {
 			done <- err
 			return

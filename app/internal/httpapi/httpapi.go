@@ -11,16 +11,17 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
+	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/queue"
 	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
-// Queue publishes a message and returns nil only once the broker has taken it.
+// Queue publishes msg as the message id, accepted at createdAt, and returns nil only once the
+// broker has taken it. How it travels (AMQP properties and headers) is the queue's business.
 type Queue interface {
-	Publish(ctx context.Context, msg amqp.Publishing) error
+	Publish(ctx context.Context, id string, msg contract.Message, createdAt time.Time) error
 }
 
 // Records lists stored records.

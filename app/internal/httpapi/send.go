@@ -40,17 +40,14 @@ func (a *api) send(c echo.Context) error {
 	} else if !validKey(id) {
 		return a.badRequest(c, &contract.FieldError{Field: "Idempotency-Key", Reason: "must be 1 to 200 printable ASCII characters"})
 	}
-	pub, err := contract.Publishing(id, msg, a.Now())
-	if err != nil {
-		return err
-	}
+	createdAt := a.Now()
 	// Once the request is read, its publish finishes (bounded) even if the client goes away
 	// meanwhile: Go cancels the request's context on a half-close, and a publish cut short would
 	// be counted as a failure it is not.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), a.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	err = a.Queue.Publish(ctx, pub)
+	err = a.Queue.Publish(ctx, id, msg, createdAt)
 	a.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		// The error names the broker's host and vhost: it goes to the log. The client gets the
