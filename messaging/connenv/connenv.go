@@ -1,6 +1,6 @@
 // Package connenv reads how to reach RabbitMQ and MongoDB from the environment variables the
 // chart sets. It is the one bridge between the plain reader (envconfig) and the connection types
-// of queue and store, so neither of those knows about environment variables.
+// of queue and mongostore, so neither of those knows about environment variables.
 package connenv
 
 import (
@@ -8,8 +8,8 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Broker reads RABBITMQ_* and QUEUE_NAME: either RABBITMQ_URL or its parts.
@@ -43,12 +43,12 @@ func Broker(r *envconfig.Reader) queue.Broker {
 
 // Mongo reads MONGODB_*: either MONGODB_URI or its parts (MONGODB_HOST may list the members of
 // the replica set MONGODB_REPLICA_SET names).
-func Mongo(r *envconfig.Reader) store.Mongo {
-	var m store.Mongo
+func Mongo(r *envconfig.Reader) mongostore.Mongo {
+	var m mongostore.Mongo
 	useTLS := r.Bool("MONGODB_TLS", false)
 	if r.Exclusive("MONGODB_URI", "MONGODB_HOST", "MONGODB_PORT", "MONGODB_REPLICA_SET", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE") {
 		m.URI = r.String("MONGODB_URI", "")
-		if uriTLS, err := store.CheckURI(m.URI); err != nil {
+		if uriTLS, err := mongostore.CheckURI(m.URI); err != nil {
 			r.Problemf("MONGODB_URI %v", err)
 		} else if uriTLS {
 			useTLS = true
@@ -69,10 +69,10 @@ func Mongo(r *envconfig.Reader) store.Mongo {
 		if (user == "") != (pass == "") {
 			r.Problemf("MONGODB_USERNAME and MONGODB_PASSWORD must be set together")
 		}
-		m.URI = store.MongoURI(hosts, port, r.String("MONGODB_REPLICA_SET", ""), user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
+		m.URI = mongostore.MongoURI(hosts, port, r.String("MONGODB_REPLICA_SET", ""), user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
 	}
 	if useTLS {
-		m.TLS = store.TLSConfig(r.CAPool("MONGODB_CA_FILE"))
+		m.TLS = mongostore.TLSConfig(r.CAPool("MONGODB_CA_FILE"))
 	} else if r.Set("MONGODB_CA_FILE") {
 		r.Problemf("MONGODB_CA_FILE is set but MONGODB_TLS is not true")
 	}

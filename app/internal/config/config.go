@@ -7,14 +7,14 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Config is everything the app reads from its environment.
 type Config struct {
 	Broker          queue.Broker
-	Mongo           store.Mongo
+	Mongo           mongostore.Mongo
 	HTTPAddr        string
 	MaxContentBytes int
 	PublishTimeout  time.Duration

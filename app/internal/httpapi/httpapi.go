@@ -14,8 +14,8 @@ import (
 
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Queue publishes msg as the message id, accepted at createdAt, and returns nil only once the
@@ -26,7 +26,7 @@ type Queue interface {
 
 // Records lists stored records.
 type Records interface {
-	List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error)
+	List(ctx context.Context, limit int, after *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error)
 }
 
 // Deps is what the handlers need.

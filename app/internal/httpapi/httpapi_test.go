@@ -19,8 +19,8 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/httpapi"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -70,13 +70,13 @@ type fakeRecords struct {
 	hang    bool
 	calls   int
 	limit   int
-	after   *store.Cursor
-	records []store.Record
-	next    *store.Cursor
+	after   *mongostore.Cursor
+	records []mongostore.Record
+	next    *mongostore.Cursor
 	err     error
 }
 
-func (r *fakeRecords) List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error) {
+func (r *fakeRecords) List(ctx context.Context, limit int, after *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -111,7 +111,7 @@ type harness struct {
 
 func newHarness(t *testing.T, maxContent int) *harness {
 	t.Helper()
-	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []store.Record{}}, log: &testkit.SyncBuffer{}}
+	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []mongostore.Record{}}, log: &testkit.SyncBuffer{}}
 	hs.h = httpapi.New(httpapi.Deps{
 		Queue: hs.q, Records: hs.r, Metrics: metrics.New(),
 		Log:             slog.New(slog.NewJSONHandler(hs.log, nil)),
@@ -285,13 +285,13 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 func TestDataPagesThroughTheStore(t *testing.T) {
 	hs := newHarness(t, 16)
 	at := now.Add(-time.Minute)
-	hs.r.records = []store.Record{{ID: "r1", Name: "n", Content: "c", CreatedAt: at, ProcessedAt: now, ProcessedBy: "p"}}
-	hs.r.next = &store.Cursor{CreatedAt: at, ID: "r1"}
+	hs.r.records = []mongostore.Record{{ID: "r1", Name: "n", Content: "c", CreatedAt: at, ProcessedAt: now, ProcessedBy: "p"}}
+	hs.r.next = &mongostore.Cursor{CreatedAt: at, ID: "r1"}
 	rec := hs.do(t, "GET", "/data?limit=1", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.Equal(t, 1, hs.r.limit)
 	require.Nil(t, hs.r.after)
-	var page []store.Record
+	var page []mongostore.Record
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
 	require.Equal(t, hs.r.records, page)
 	link := rec.Header().Get("Link")
@@ -302,11 +302,11 @@ func TestDataPagesThroughTheStore(t *testing.T) {
 	hs.r.next = nil
 	rec = hs.do(t, "GET", next, "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, &store.Cursor{CreatedAt: at, ID: "r1"}, hs.r.after)
+	require.Equal(t, &mongostore.Cursor{CreatedAt: at, ID: "r1"}, hs.r.after)
 	require.Empty(t, rec.Header().Get("Link"))
 
 	// Defaults: 100 records, and an empty store is an empty array.
-	hs.r.records = []store.Record{}
+	hs.r.records = []mongostore.Record{}
 	rec = hs.do(t, "GET", "/data", "", nil)
 	require.Equal(t, 100, hs.r.limit)
 	require.Equal(t, "[]\n", rec.Body.String())

@@ -18,7 +18,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -83,7 +83,7 @@ func (f *fakeCluster) process(n int, name, content string) {
 
 type noRecords struct{}
 
-func (noRecords) List(context.Context, int, *store.Cursor) ([]store.Record, *store.Cursor, error) {
+func (noRecords) List(context.Context, int, *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error) {
 	return nil, nil, nil
 }
 

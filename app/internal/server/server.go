@@ -21,8 +21,8 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/app/internal/queuedepth"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.
@@ -41,7 +41,7 @@ const (
 // finishes in-flight requests within cfg.ShutdownTimeout and returns.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listener) error {
 	m := metrics.New()
-	st, err := store.Open(cfg.Mongo)
+	st, err := mongostore.Open(cfg.Mongo)
 	if err != nil {
 		return err
 	}
@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 	return nil
 }
 
-func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func(bool)) {
+func watchMongo(ctx context.Context, st *mongostore.Store, log *slog.Logger, set func(bool)) {
 	indexed, last := false, -1
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -159,7 +159,7 @@ func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func
 const liveContent = 200
 
 // liveView is how the page shows records: no more than the page needs.
-func liveView(recs []store.Record) []live.Record {
+func liveView(recs []mongostore.Record) []live.Record {
 	out := make([]live.Record, len(recs))
 	for i, r := range recs {
 		content := r.Content

@@ -7,14 +7,14 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 )
 
 // Config is everything the processor reads from its environment.
 type Config struct {
 	Broker        queue.Broker
-	Mongo         store.Mongo
+	Mongo         mongostore.Mongo
 	WorkDuration  time.Duration
 	MaxDeliveries int
 	// JobName is the Kubernetes Job this run belongs to (the chart sets it through the downward

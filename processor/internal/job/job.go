@@ -19,8 +19,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 )
 
@@ -94,7 +94,7 @@ type result struct {
 }
 
 func (r Runner) run(ctx context.Context) result {
-	st, err := store.Open(r.Cfg.Mongo)
+	st, err := mongostore.Open(r.Cfg.Mongo)
 	if err != nil {
 		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
 	}
@@ -137,7 +137,7 @@ func (r Runner) run(ctx context.Context) result {
 
 	t0 := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	inserted, err := st.Upsert(wctx, store.Record{
+	inserted, err := st.Upsert(wctx, mongostore.Record{
 		ID: d.MessageId, Name: msg.Name, Content: msg.Content,
 		CreatedAt:   contract.CreatedAt(d.Headers, d.Timestamp),
 		ProcessedAt: time.Now().UTC(), ProcessedBy: r.Hostname, Job: r.Cfg.JobName,
