@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -296,7 +296,7 @@ func TestRequeueDeadWithoutMongoDB(t *testing.T) {
 	b := testkit.NewBroker(t, top)
 	ch, err := b.Conn.Channel()
 	require.NoError(t, err)
-	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, rabbitqueue.Declare(ch, top))
 	require.NoError(t, ch.Close())
 	msg, err := contract.Publishing("dead-1", contract.Message{Name: "n", Content: "c"}, time.Now())
 	require.NoError(t, err)

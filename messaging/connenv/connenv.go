@@ -1,6 +1,6 @@
 // Package connenv reads how to reach RabbitMQ and MongoDB from the environment variables the
 // chart sets. It is the one bridge between the plain reader (envconfig) and the connection types
-// of queue and mongostore, so neither of those knows about environment variables.
+// of rabbitqueue and mongostore, so neither of those knows about environment variables.
 package connenv
 
 import (
@@ -9,31 +9,31 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Broker reads RABBITMQ_* and QUEUE_NAME: either RABBITMQ_URL or its parts.
-func Broker(r *envconfig.Reader) queue.Broker {
-	var b queue.Broker
+func Broker(r *envconfig.Reader) rabbitqueue.Broker {
+	var b rabbitqueue.Broker
 	useTLS := r.Bool("RABBITMQ_TLS", false)
 	if r.Exclusive("RABBITMQ_URL", "RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_VHOST", "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD") {
 		b.URL = r.String("RABBITMQ_URL", "")
-		if urlTLS, err := queue.CheckURL(b.URL); err != nil {
+		if urlTLS, err := rabbitqueue.CheckURL(b.URL); err != nil {
 			r.Problemf("RABBITMQ_URL %v", err)
 		} else if urlTLS {
 			useTLS = true
 		}
 	} else {
 		host := r.Required("RABBITMQ_HOST", "unless RABBITMQ_URL is set")
-		port := r.Int("RABBITMQ_PORT", queue.DefaultPort(useTLS), 1, 65535)
+		port := r.Int("RABBITMQ_PORT", rabbitqueue.DefaultPort(useTLS), 1, 65535)
 		user, pass := r.String("RABBITMQ_USERNAME", ""), r.String("RABBITMQ_PASSWORD", "")
 		if (user == "") != (pass == "") {
 			r.Problemf("RABBITMQ_USERNAME and RABBITMQ_PASSWORD must be set together")
 		}
-		b.URL = queue.BrokerURL(host, port, r.String("RABBITMQ_VHOST", "/"), user, pass, useTLS)
+		b.URL = rabbitqueue.BrokerURL(host, port, r.String("RABBITMQ_VHOST", "/"), user, pass, useTLS)
 	}
 	if useTLS {
-		b.TLS = queue.TLSConfig(r.CAPool("RABBITMQ_CA_FILE"))
+		b.TLS = rabbitqueue.TLSConfig(r.CAPool("RABBITMQ_CA_FILE"))
 	} else if r.Set("RABBITMQ_CA_FILE") {
 		r.Problemf("RABBITMQ_CA_FILE is set but TLS is off: set RABBITMQ_TLS=true or use an amqps:// URL")
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // The dependency points one way: connenv knows envconfig and the connection types; envconfig
-// knows no package of this repository, and queue and mongostore know no environment variable.
+// knows no package of this repository, and rabbitqueue and mongostore know no environment variable.
 func TestLayering(t *testing.T) {
 	const repo = "github.com/keda-demo/keda-demo/"
 	tests := []struct {
@@ -20,7 +20,7 @@ func TestLayering(t *testing.T) {
 		forbidden func(path string) bool
 	}{
 		{"../envconfig", func(p string) bool { return strings.HasPrefix(p, repo) }},
-		{"../queue", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
+		{"../rabbitqueue", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
 		{"../mongostore", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
 	}
 	for _, tc := range tests {

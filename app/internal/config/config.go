@@ -8,12 +8,12 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/connenv"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Config is everything the app reads from its environment.
 type Config struct {
-	Broker          queue.Broker
+	Broker          rabbitqueue.Broker
 	Mongo           mongostore.Mongo
 	HTTPAddr        string
 	MaxContentBytes int

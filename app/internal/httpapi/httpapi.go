@@ -15,7 +15,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Queue publishes msg as the message id, accepted at createdAt, and returns nil only once the
@@ -70,7 +70,7 @@ func New(d Deps) http.Handler {
 		d.BodyAllowance = bodyAllowance
 	}
 	a := &api{d}
-	for _, r := range queue.Reasons {
+	for _, r := range rabbitqueue.Reasons {
 		d.Metrics.PublishFailures.WithLabelValues(string(r)) // every series exists from the start, at 0
 	}
 	e := echo.New()
@@ -96,7 +96,7 @@ func New(d Deps) http.Handler {
 }
 
 // errorBody is every error answer: the message, the field at fault when there is one, and for a
-// publish the broker did not take, the reason (one of queue.Reasons).
+// publish the broker did not take, the reason (one of rabbitqueue.Reasons).
 type errorBody struct {
 	Error  string `json:"error"`
 	Field  string `json:"field,omitempty"`

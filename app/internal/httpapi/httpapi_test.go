@@ -20,7 +20,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -53,7 +53,7 @@ func (q *fakeQueue) Publish(ctx context.Context, id string, msg contract.Message
 	case <-time.After(delay):
 		return err
 	case <-ctx.Done():
-		return queue.ErrTimeout
+		return rabbitqueue.ErrTimeout
 	}
 }
 
@@ -239,16 +239,16 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 	const detail = "amqp://keda:***@rabbitmq.prod.svc:5672/team-prod"
 	tests := []struct {
 		err  error
-		want queue.Reason
+		want rabbitqueue.Reason
 	}{
-		{fmt.Errorf("%w: not connected to %s", queue.ErrUnavailable, detail), queue.ReasonUnavailable},
-		{fmt.Errorf("%w: dial %s: connection refused", queue.ErrUnavailable, detail), queue.ReasonUnavailable},
-		{fmt.Errorf("%w (publish to %s)", queue.ErrBlocked, detail), queue.ReasonBlocked},
-		{queue.ErrTimeout, queue.ReasonConfirmTimeout},
-		{queue.ErrNacked, queue.ReasonNacked},
-		{fmt.Errorf("%w (312 NO_ROUTE)", queue.ErrReturned), queue.ReasonUnroutable},
-		{queue.ErrConfirmLost, queue.ReasonConfirmLost},
-		{fmt.Errorf("unexpected: %s", detail), queue.ReasonUnavailable},
+		{fmt.Errorf("%w: not connected to %s", rabbitqueue.ErrUnavailable, detail), rabbitqueue.ReasonUnavailable},
+		{fmt.Errorf("%w: dial %s: connection refused", rabbitqueue.ErrUnavailable, detail), rabbitqueue.ReasonUnavailable},
+		{fmt.Errorf("%w (publish to %s)", rabbitqueue.ErrBlocked, detail), rabbitqueue.ReasonBlocked},
+		{rabbitqueue.ErrTimeout, rabbitqueue.ReasonConfirmTimeout},
+		{rabbitqueue.ErrNacked, rabbitqueue.ReasonNacked},
+		{fmt.Errorf("%w (312 NO_ROUTE)", rabbitqueue.ErrReturned), rabbitqueue.ReasonUnroutable},
+		{rabbitqueue.ErrConfirmLost, rabbitqueue.ReasonConfirmLost},
+		{fmt.Errorf("unexpected: %s", detail), rabbitqueue.ReasonUnavailable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.err.Error(), func(t *testing.T) {
@@ -271,7 +271,7 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 			require.Contains(t, hs.log.String(), `"reason":"`+string(tc.want)+`"`)
 
 			m := hs.do(t, "GET", "/metrics", "", nil).Body.String()
-			for _, r := range queue.Reasons {
+			for _, r := range rabbitqueue.Reasons {
 				n := 0
 				if r == tc.want {
 					n = 1

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header, which becomes the record id.
@@ -52,7 +52,7 @@ func (a *api) send(c echo.Context) error {
 	if err != nil {
 		// The error names the broker's host and vhost: it goes to the log. The client gets the
 		// reason, in the same word as the metric label.
-		reason := queue.Classify(err)
+		reason := rabbitqueue.Classify(err)
 		a.Metrics.PublishFailures.WithLabelValues(string(reason)).Inc()
 		a.Log.Warn("publish failed", "message_id", id, "reason", string(reason), "error", err.Error())
 		c.Response().Header().Set("Retry-After", retryAfter)

@@ -22,7 +22,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/app/internal/queuedepth"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.
@@ -47,7 +47,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 	}
 	defer func() { _ = st.Close(context.Background()) }()
 
-	pub := queue.NewPublisher(cfg.Broker, log)
+	pub := rabbitqueue.NewPublisher(cfg.Broker, log)
 	var brokerUp, mongoUp atomic.Bool
 	pub.OnState = func(up bool) {
 		brokerUp.Store(up)
@@ -64,7 +64,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 
 	hub := live.NewHub(live.Options{MaxClients: cfg.LiveMaxClients, Heartbeat: cfg.LiveHeartbeat, MaxRecords: liveRecords, Log: log})
 	depth := &queuedepth.AMQP{
-		Dial:  func() (*amqp.Connection, error) { return queue.Dial(cfg.Broker, "keda-demo-app-depth") },
+		Dial:  func() (*amqp.Connection, error) { return rabbitqueue.Dial(cfg.Broker, "keda-demo-app-depth") },
 		Queue: cfg.Broker.Topology.Queue, DeadLetterQueue: cfg.Broker.Topology.DeadLetterQueue(),
 	}
 	defer func() { _ = depth.Close() }()

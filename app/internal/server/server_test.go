@@ -18,7 +18,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/server"
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -41,7 +41,7 @@ func startApp(t testing.TB, maxContent int) *app {
 	f := testkit.StartFerretDB(t)
 	mongoCfg := mongostore.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
 	cfg := config.Config{
-		Broker:          queue.Broker{URL: brokerURL, Topology: top},
+		Broker:          rabbitqueue.Broker{URL: brokerURL, Topology: top},
 		Mongo:           mongoCfg,
 		MaxContentBytes: maxContent,
 		PublishTimeout:  2 * time.Second,

@@ -8,12 +8,12 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/connenv"
 	"github.com/keda-demo/keda-demo/messaging/envconfig"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Config is everything the processor reads from its environment.
 type Config struct {
-	Broker        queue.Broker
+	Broker        rabbitqueue.Broker
 	Mongo         mongostore.Mongo
 	WorkDuration  time.Duration
 	MaxDeliveries int
@@ -40,7 +40,7 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 // Requeue is what `processor requeue-dead` reads: it only moves messages between the two queues,
 // so it needs the broker and nothing of MongoDB.
 type Requeue struct {
-	Broker   queue.Broker
+	Broker   rabbitqueue.Broker
 	LogLevel slog.Level
 }
 

@@ -20,7 +20,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 )
 
@@ -106,7 +106,7 @@ func (r Runner) run(ctx context.Context) result {
 		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
 	}
 
-	conn, err := queue.Dial(r.Cfg.Broker, "keda-demo-processor")
+	conn, err := rabbitqueue.Dial(r.Cfg.Broker, "keda-demo-processor")
 	if err != nil {
 		return result{outcome: BrokerDown, code: ExitBroker, err: err}
 	}
@@ -191,7 +191,7 @@ func (r Runner) storeFailed(ctx context.Context, conn *amqp.Connection, d amqp.D
 	retry := contract.Republishing(d, headers)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := queue.PublishConfirmed(pctx, conn, r.Cfg.Broker.Topology.Queue, retry); err != nil {
+	if err := rabbitqueue.PublishConfirmed(pctx, conn, r.Cfg.Broker.Topology.Queue, retry); err != nil {
 		// Not republished: put the original back untouched (its attempt is not counted).
 		return r.settle(res, Retried, ExitStoreFailed, d.Nack(false, true), errors.Join(cause, fmt.Errorf("republish: %w", err)))
 	}

@@ -19,7 +19,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/testkit"
 )
@@ -66,7 +66,7 @@ func newEnv(t testing.TB) *env {
 	// The app declares the topology in production; here the test does, through the same code.
 	ch, err := b.Conn.Channel()
 	require.NoError(t, err)
-	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, rabbitqueue.Declare(ch, top))
 	_ = ch.Close()
 	return e
 }

@@ -1,7 +1,7 @@
-// Package queue is the one place that talks AMQP: dialling, declaring the topology and publishing
+// Package rabbitqueue is the one place that talks AMQP: dialling, declaring the topology and publishing
 // with publisher confirms. The app publishes through a Publisher; the processor and its
 // requeue-dead command use Dial and PublishConfirmed directly.
-package queue
+package rabbitqueue
 
 import (
 	"context"
