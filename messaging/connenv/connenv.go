@@ -1,5 +1,5 @@
 // Package connenv reads how to reach RabbitMQ and MongoDB from the environment variables the
-// chart sets. It is the one bridge between the plain reader (envconfig) and the connection types
+// chart sets. It is the one bridge between the plain reader (envread) and the connection types
 // of rabbitqueue and mongostore, so neither of those knows about environment variables.
 package connenv
 
@@ -7,13 +7,13 @@ import (
 	"strings"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Broker reads RABBITMQ_* and QUEUE_NAME: either RABBITMQ_URL or its parts.
-func Broker(r *envconfig.Reader) rabbitqueue.Broker {
+func Broker(r *envread.Reader) rabbitqueue.Broker {
 	var b rabbitqueue.Broker
 	useTLS := r.Bool("RABBITMQ_TLS", false)
 	if r.Exclusive("RABBITMQ_URL", "RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_VHOST", "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD") {
@@ -43,7 +43,7 @@ func Broker(r *envconfig.Reader) rabbitqueue.Broker {
 
 // Mongo reads MONGODB_*: either MONGODB_URI or its parts (MONGODB_HOST may list the members of
 // the replica set MONGODB_REPLICA_SET names).
-func Mongo(r *envconfig.Reader) mongostore.Mongo {
+func Mongo(r *envread.Reader) mongostore.Mongo {
 	var m mongostore.Mongo
 	useTLS := r.Bool("MONGODB_TLS", false)
 	if r.Exclusive("MONGODB_URI", "MONGODB_HOST", "MONGODB_PORT", "MONGODB_REPLICA_SET", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE") {

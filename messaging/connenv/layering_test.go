@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The dependency points one way: connenv knows envconfig and the connection types; envconfig
+// The dependency points one way: connenv knows envread and the connection types; envread
 // knows no package of this repository, and rabbitqueue and mongostore know no environment variable.
 func TestLayering(t *testing.T) {
 	const repo = "github.com/keda-demo/keda-demo/"
@@ -19,9 +19,9 @@ func TestLayering(t *testing.T) {
 		dir       string
 		forbidden func(path string) bool
 	}{
-		{"../envconfig", func(p string) bool { return strings.HasPrefix(p, repo) }},
-		{"../rabbitqueue", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
-		{"../mongostore", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
+		{"../envread", func(p string) bool { return strings.HasPrefix(p, repo) }},
+		{"../rabbitqueue", func(p string) bool { return p == repo+"messaging/envread" || p == repo+"messaging/connenv" }},
+		{"../mongostore", func(p string) bool { return p == repo+"messaging/envread" || p == repo+"messaging/connenv" }},
 	}
 	for _, tc := range tests {
 		files, err := filepath.Glob(filepath.Join(tc.dir, "*.go"))

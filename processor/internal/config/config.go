@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
@@ -24,8 +24,8 @@ type Config struct {
 }
 
 // Load reads and validates the environment; the error names every problem.
-func Load(lookup envconfig.Lookup) (Config, error) {
-	r := envconfig.NewReader(lookup)
+func Load(lookup envread.Lookup) (Config, error) {
+	r := envread.NewReader(lookup)
 	c := Config{
 		Broker:        connenv.Broker(r),
 		Mongo:         connenv.Mongo(r),
@@ -45,8 +45,8 @@ type Requeue struct {
 }
 
 // LoadRequeue reads and validates the environment of requeue-dead; the error names every problem.
-func LoadRequeue(lookup envconfig.Lookup) (Requeue, error) {
-	r := envconfig.NewReader(lookup)
+func LoadRequeue(lookup envread.Lookup) (Requeue, error) {
+	r := envread.NewReader(lookup)
 	c := Requeue{Broker: connenv.Broker(r), LogLevel: r.LogLevel()}
 	return c, r.Err()
 }
