@@ -69,9 +69,9 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-// startPrivateStack is the app on a private broker node of the test's own, which the test may
-// crash, stop or starve, and no proxy; FerretDB as ever.
-func startPrivateStack(t *testing.T, rmq *testkit.PrivateBroker, extra ...string) *stack {
+// startNodeStack is the app on a RabbitMQ node of the test's own (testkit.RabbitNode), which the
+// test may crash, stop or starve, and no proxy; FerretDB as ever.
+func startNodeStack(t *testing.T, rmq *testkit.RabbitNode, extra ...string) *stack {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	s := launch(t, top, append(append(mongoEnv(testkit.StartFerretDB(t)), "RABBITMQ_URL="+rmq.URL), extra...))
 	s.waitReady()

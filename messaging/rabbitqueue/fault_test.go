@@ -44,7 +44,7 @@ func boundedPublishes(t *testing.T, p *rabbitqueue.Publisher, n int, timeout tim
 // A broker that blocks publishers (memory alarm) or does not answer at all (frozen VM) cannot
 // hold a publish past its deadline; while the broker blocks, publishes fail at once as blocked.
 func TestPublishIsBoundedWhateverTheBrokerDoes(t *testing.T) {
-	rmq := testkit.StartPrivateBroker(t)
+	rmq := testkit.StartRabbitNode(t)
 	cfg := rabbitqueue.Broker{URL: rmq.URL, Topology: contract.Topology{Queue: "bounded"}}
 	p := startPublisher(t, cfg)
 	require.NoError(t, publish(t, p, "before"))
@@ -75,7 +75,7 @@ func TestPublishIsBoundedWhateverTheBrokerDoes(t *testing.T) {
 // A confirm lost with the connection (the broker crashes while the message is in flight) is
 // confirm_lost, never a nack: the broker may have queued the message.
 func TestConfirmLostWithTheConnectionIsNotANack(t *testing.T) {
-	rmq := testkit.StartPrivateBroker(t)
+	rmq := testkit.StartRabbitNode(t)
 	cfg := rabbitqueue.Broker{URL: rmq.URL, Topology: contract.Topology{Queue: "lost"}}
 	p := rabbitqueue.NewPublisher(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
