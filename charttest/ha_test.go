@@ -12,7 +12,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 )
 
 // programEnv is a pod's container env as the program sees it: Secret references become
@@ -39,7 +39,7 @@ func connections(t *testing.T, vals map[string]any) (mongoURIs, brokerURLs []str
 		if strings.HasPrefix(p.where, "Pod ") {
 			continue // the helm test talks HTTP only
 		}
-		reader := envconfig.NewReader(envconfig.Map(programEnv(p)))
+		reader := envread.NewReader(envread.Map(programEnv(p)))
 		m, b := connenv.Mongo(reader), connenv.Broker(reader)
 		if err := reader.Err(); err != nil {
 			t.Fatalf("%s: %v", p.where, err)

@@ -18,18 +18,19 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STATE=${KDEMO_STATE:-/var/lib/keda-demo}       # kept across down/up: PKI, etcd, RabbitMQ and FerretDB data
-RUN=${KDEMO_RUN:-/var/tmp/keda-demo}           # this run: PIDs, logs, containerd, kubelet (logs stay after down)
-CACHE=${KDEMO_CACHE:-/var/cache/keda-demo}     # built binaries, keyed by version
+. "$ROOT/cluster/env.sh"                           # the old KDEMO_* names, read for one release
+STATE=${KEDA_DEMO_STATE:-/var/lib/keda-demo}       # kept across down/up: PKI, etcd, RabbitMQ and FerretDB data
+RUN=${KEDA_DEMO_RUN:-/var/tmp/keda-demo}           # this run: PIDs, logs, containerd, kubelet (logs stay after down)
+CACHE=${KEDA_DEMO_CACHE:-/var/cache/keda-demo}     # built binaries, keyed by version
 UP_STAGE=${UP_STAGE:-release}
-BRIDGE=${KDEMO_BRIDGE:-kdemo0}
-NET=${KDEMO_NET:-10.89.0}         # pod network $NET.0/24, gateway (the host) $NET.1
+BRIDGE=${KEDA_DEMO_BRIDGE:-kdemo0}
+NET=${KEDA_DEMO_NET:-10.89.0}     # pod network $NET.0/24, gateway (the host) $NET.1
 GW=$NET.1
 SVC_CIDR=10.96.0.0/24             # Service ClusterIPs (kube-proxy)
 APIPORT=16443 ETCDPORT=12379 PEERPORT=12380
 RMQ_PORT=5682                     # the private RabbitMQ node (never the machine's broker on 5672)
 MONGO_PORT=27017                  # FerretDB
-APP_PORT=${KDEMO_APP_PORT:-18000} # http://127.0.0.1:$APP_PORT forwards to the app's Service
+APP_PORT=${KEDA_DEMO_APP_PORT:-18000} # http://127.0.0.1:$APP_PORT forwards to the app's Service
 NAMESPACE=keda-demo RELEASE=keda-demo
 RMQ_VHOST=keda-demo RMQ_USER=keda-demo
 NODE=kdemo-node
@@ -372,7 +373,7 @@ keda() { # KEDA's CRDs (server-side apply) and its operator, run out of cluster
 images() { # the app and processor images of this tree, imported into the node, named by digest too
   local oci=$RUN/oci out
   rm -rf "$oci" "$RUN/images.tar"
-  out=$(cd "$ROOT" && go run ./imagebuild/cmd/imagebuild --backend go --oci-layout "$oci" --platforms "linux/$(go env GOARCH)" ${KDEMO_IMAGEBUILD_ARGS:-} 2>&1 >/dev/null) ||
+  out=$(cd "$ROOT" && go run ./imagebuild/cmd/imagebuild --backend go --oci-layout "$oci" --platforms "linux/$(go env GOARCH)" ${KEDA_DEMO_IMAGEBUILD_ARGS:-} 2>&1 >/dev/null) ||
     { echo "$out" >&2; return 1; }
   tar -C "$oci" -cf "$RUN/images.tar" .
   local ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io) line ref dg repo
@@ -404,7 +405,7 @@ release() { # install or upgrade the chart: external mode against the host's Rab
     --set "global.kedaDemo.externalMongodb.host=$GW" --set "global.kedaDemo.externalMongodb.port=$MONGO_PORT" \
     --set global.kedaDemo.externalMongodb.username= --set global.kedaDemo.externalMongodb.existingSecret= \
     --set global.kedaDemo.externalMongodb.tls.enabled=false --set global.kedaDemo.externalMongodb.tls.caSecret= \
-    "${IMAGE_SETS[@]}" ${KDEMO_SETS:-})
+    "${IMAGE_SETS[@]}" ${KEDA_DEMO_SETS:-})
   echo "$addr" >"$RUN/app-service"
   phase "release $RELEASE in namespace $NAMESPACE ready (app Service $addr)"
 }

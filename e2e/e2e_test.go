@@ -68,9 +68,9 @@ const (
 
 var (
 	chartDir = ".."
-	runDir   = os.Getenv("KDEMO_RUN")               // set by e2e/run.sh: logs and PIDs of this run's cluster
-	stateDir = os.Getenv("KDEMO_STATE")             // its kubeconfig, PKI and data
-	gateway  = envOr("KDEMO_NET", "10.89.0") + ".1" // the host, as pods see it (bridge gateway)
+	runDir   = os.Getenv("KEDA_DEMO_RUN")               // set by e2e/run.sh: logs and PIDs of this run's cluster
+	stateDir = os.Getenv("KEDA_DEMO_STATE")             // its kubeconfig, PKI and data
+	gateway  = envOr("KEDA_DEMO_NET", "10.89.0") + ".1" // the host, as pods see it (bridge gateway)
 	// The scenario's processor.keda.pollingInterval (seconds); E2E_POLLING_INTERVAL overrides it.
 	pollingInterval, _ = strconv.Atoi(envOr("E2E_POLLING_INTERVAL", "5"))
 	// The scenario's processor.keda.scalingStrategy.strategy; E2E_STRATEGY overrides it.
@@ -116,7 +116,7 @@ var (
 // or, where that cannot be, skips and says which step it must run before.
 func TestE2E(t *testing.T) {
 	if runDir == "" || stateDir == "" {
-		t.Fatal("KDEMO_RUN and KDEMO_STATE must be set: run `go tool task e2e` (e2e/run.sh)")
+		t.Fatal("KEDA_DEMO_RUN and KEDA_DEMO_STATE must be set: run `go tool task e2e` (e2e/run.sh)")
 	}
 	kc := filepath.Join(stateDir, "admin.kubeconfig")
 	must(t, os.Setenv("KUBECONFIG", kc))
@@ -226,7 +226,7 @@ func scenarioSets(extra ...string) []string {
 }
 
 // up runs `cluster/cluster.sh up` as `go tool task up` does, with the scenario's values (and
-// env, e.g. KDEMO_IMAGEBUILD_ARGS), and returns what it printed on stdout and how long it took.
+// env, e.g. KEDA_DEMO_IMAGEBUILD_ARGS), and returns what it printed on stdout and how long it took.
 func (e *env) up(t *testing.T, env []string, extraSets ...string) (string, time.Duration) {
 	t.Helper()
 	var sets []string
@@ -235,7 +235,7 @@ func (e *env) up(t *testing.T, env []string, extraSets ...string) (string, time.
 	}
 	cmd := exec.CommandContext(e.ctx, "bash", "cluster/cluster.sh", "up")
 	cmd.Dir = chartDir
-	cmd.Env = append(append(os.Environ(), "KDEMO_SETS="+strings.Join(sets, " ")), env...)
+	cmd.Env = append(append(os.Environ(), "KEDA_DEMO_SETS="+strings.Join(sets, " ")), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, os.Stderr
 	start := time.Now()
@@ -769,7 +769,7 @@ func (e *env) secondUpRollsNewImages(t *testing.T) {
 		return d.Spec.Template.Spec.Containers[0].Image
 	}
 	before := image()
-	out, d := e.installRelease(t, fmt.Sprintf("KDEMO_IMAGEBUILD_ARGS=--revision %040x", time.Now().UnixNano()))
+	out, d := e.installRelease(t, fmt.Sprintf("KEDA_DEMO_IMAGEBUILD_ARGS=--revision %040x", time.Now().UnixNano()))
 	after := image()
 	if !strings.Contains(before, "@sha256:") || !strings.Contains(after, "@sha256:") {
 		t.Fatalf("app image not pinned by digest: %s -> %s", before, after)

@@ -5,9 +5,10 @@
 # tears down a cluster it did not start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. cluster/env.sh # the old KDEMO_* names, read for one release
 export E2E_RUN=${E2E_RUN:-/var/tmp/keda-demo-e2e}
 [ "$(id -u)" = 0 ] || { echo "e2e: needs root (containerd, kubelet, iptables, bridge)" >&2; exit 1; }
-if cluster/cluster.sh status || KDEMO_RUN=$E2E_RUN cluster/cluster.sh status; then
+if cluster/cluster.sh status || KEDA_DEMO_RUN=$E2E_RUN cluster/cluster.sh status; then
   echo "e2e: a keda-demo cluster is already running on this machine: run 'go tool task down' first" >&2
   exit 1
 fi
@@ -15,14 +16,14 @@ T0=$(date +%s)
 stamp() { echo "e2e: $* (+$(( $(date +%s) - T0 ))s, load $(cut -d' ' -f1-3 /proc/loadavg))" >&2; }
 
 # The cluster of this run: its own state (no KEDA CRDs, no release, no data from a user's `up`).
-export KDEMO_RUN=$E2E_RUN KDEMO_STATE=$E2E_RUN/state
-rm -rf "$KDEMO_STATE"
+export KEDA_DEMO_RUN=$E2E_RUN KEDA_DEMO_STATE=$E2E_RUN/state
+rm -rf "$KEDA_DEMO_STATE"
 mkdir -p "$E2E_RUN"
 
 # What exists before `up`, to compare with what is left after `down`. Processes: every program
 # `up` starts names this run's folders, the cache or its own ports on its command line, or runs
 # in a pod (the pause image, the app and processor images).
-PROCS="$E2E_RUN|${KDEMO_CACHE:-/var/cache/keda-demo}|TCP-LISTEN:18000|-port 15682|^ *[0-9]+ /pause|/usr/local/bin/(app|processor)"
+PROCS="$E2E_RUN|${KEDA_DEMO_CACHE:-/var/cache/keda-demo}|TCP-LISTEN:18000|-port 15682|^ *[0-9]+ /pause|/usr/local/bin/(app|processor)"
 snapshot() { # dir (a pipe whose grep finds nothing is an empty list, not an error)
   mkdir -p "$1"
   local -; set +o pipefail

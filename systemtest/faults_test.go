@@ -164,12 +164,12 @@ func (s *stack) records() map[string]int {
 	return ids
 }
 
-// Real broker faults under load, each on the private node: a crash (kill -9), a stop of the
-// RabbitMQ application (stop_app), a memory alarm and a frozen VM (SIGSTOP). For each: every request is answered within
+// Real broker faults under load, each on the test's own RabbitMQ node: a crash (kill -9), a stop of
+// the RabbitMQ application (stop_app), a memory alarm and a frozen VM (SIGSTOP). For each: every request is answered within
 // PUBLISH_TIMEOUT + 1 s, every non-202 is a 503 with Retry-After, every 202 is exactly one record
 // once the processors drained the queue, and the app takes 202s again once the broker is back.
 func TestBrokerFaultsUnderLoad(t *testing.T) {
-	rmq := testkit.StartPrivateBroker(t)
+	rmq := testkit.StartRabbitNode(t)
 	const publishTimeout = 2 * time.Second
 	faults := []struct {
 		name            string
@@ -182,7 +182,7 @@ func TestBrokerFaultsUnderLoad(t *testing.T) {
 	}
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			s := startPrivateStack(t, rmq, "PUBLISH_TIMEOUT="+publishTimeout.String())
+			s := startNodeStack(t, rmq, "PUBLISH_TIMEOUT="+publishTimeout.String())
 			l := startLoad(s, 4, 20*time.Millisecond)
 			// A quorum queue a few hundred milliseconds old can lose what it confirmed to a crash
 			// (measured on RabbitMQ 3.10: every message of a 0.3 s old queue); the app's queue is

@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -69,9 +69,9 @@ func startStack(t *testing.T) *stack {
 	return s
 }
 
-// startPrivateStack is the app on a private broker node of the test's own, which the test may
-// crash, stop or starve, and no proxy; FerretDB as ever.
-func startPrivateStack(t *testing.T, rmq *testkit.PrivateBroker, extra ...string) *stack {
+// startNodeStack is the app on a RabbitMQ node of the test's own (testkit.RabbitNode), which the
+// test may crash, stop or starve, and no proxy; FerretDB as ever.
+func startNodeStack(t *testing.T, rmq *testkit.RabbitNode, extra ...string) *stack {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	s := launch(t, top, append(append(mongoEnv(testkit.StartFerretDB(t)), "RABBITMQ_URL="+rmq.URL), extra...))
 	s.waitReady()
@@ -296,7 +296,7 @@ func TestRequeueDeadWithoutMongoDB(t *testing.T) {
 	b := testkit.NewBroker(t, top)
 	ch, err := b.Conn.Channel()
 	require.NoError(t, err)
-	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, rabbitqueue.Declare(ch, top))
 	require.NoError(t, ch.Close())
 	msg, err := contract.Publishing("dead-1", contract.Message{Name: "n", Content: "c"}, time.Now())
 	require.NoError(t, err)

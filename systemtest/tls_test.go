@@ -18,7 +18,7 @@ import (
 // RABBITMQ_CA_FILE and MONGODB_CA_FILE, and refuse both servers when that CA did not sign them.
 func TestTLSToRealServers(t *testing.T) {
 	certs := testkit.MakeTLSFiles(t)
-	rmq := testkit.StartPrivateBroker(t, testkit.WithTLS(certs.Dir))
+	rmq := testkit.StartRabbitNode(t, testkit.WithTLS(certs.Dir))
 	mongo := testkit.StartFerretDBTLS(t, certs)
 	tlsPort := strings.TrimSuffix(strings.TrimPrefix(rmq.TLSURL, "amqps://guest:guest@127.0.0.1:"), "/")
 	_, err := strconv.Atoi(tlsPort)

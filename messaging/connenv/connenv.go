@@ -1,39 +1,39 @@
 // Package connenv reads how to reach RabbitMQ and MongoDB from the environment variables the
-// chart sets. It is the one bridge between the plain reader (envconfig) and the connection types
-// of queue and store, so neither of those knows about environment variables.
+// chart sets. It is the one bridge between the plain reader (envread) and the connection types
+// of rabbitqueue and mongostore, so neither of those knows about environment variables.
 package connenv
 
 import (
 	"strings"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/envread"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Broker reads RABBITMQ_* and QUEUE_NAME: either RABBITMQ_URL or its parts.
-func Broker(r *envconfig.Reader) queue.Broker {
-	var b queue.Broker
+func Broker(r *envread.Reader) rabbitqueue.Broker {
+	var b rabbitqueue.Broker
 	useTLS := r.Bool("RABBITMQ_TLS", false)
 	if r.Exclusive("RABBITMQ_URL", "RABBITMQ_HOST", "RABBITMQ_PORT", "RABBITMQ_VHOST", "RABBITMQ_USERNAME", "RABBITMQ_PASSWORD") {
 		b.URL = r.String("RABBITMQ_URL", "")
-		if urlTLS, err := queue.CheckURL(b.URL); err != nil {
+		if urlTLS, err := rabbitqueue.CheckURL(b.URL); err != nil {
 			r.Problemf("RABBITMQ_URL %v", err)
 		} else if urlTLS {
 			useTLS = true
 		}
 	} else {
 		host := r.Required("RABBITMQ_HOST", "unless RABBITMQ_URL is set")
-		port := r.Int("RABBITMQ_PORT", queue.DefaultPort(useTLS), 1, 65535)
+		port := r.Int("RABBITMQ_PORT", rabbitqueue.DefaultPort(useTLS), 1, 65535)
 		user, pass := r.String("RABBITMQ_USERNAME", ""), r.String("RABBITMQ_PASSWORD", "")
 		if (user == "") != (pass == "") {
 			r.Problemf("RABBITMQ_USERNAME and RABBITMQ_PASSWORD must be set together")
 		}
-		b.URL = queue.BrokerURL(host, port, r.String("RABBITMQ_VHOST", "/"), user, pass, useTLS)
+		b.URL = rabbitqueue.BrokerURL(host, port, r.String("RABBITMQ_VHOST", "/"), user, pass, useTLS)
 	}
 	if useTLS {
-		b.TLS = queue.TLSConfig(r.CAPool("RABBITMQ_CA_FILE"))
+		b.TLS = rabbitqueue.TLSConfig(r.CAPool("RABBITMQ_CA_FILE"))
 	} else if r.Set("RABBITMQ_CA_FILE") {
 		r.Problemf("RABBITMQ_CA_FILE is set but TLS is off: set RABBITMQ_TLS=true or use an amqps:// URL")
 	}
@@ -43,12 +43,12 @@ func Broker(r *envconfig.Reader) queue.Broker {
 
 // Mongo reads MONGODB_*: either MONGODB_URI or its parts (MONGODB_HOST may list the members of
 // the replica set MONGODB_REPLICA_SET names).
-func Mongo(r *envconfig.Reader) store.Mongo {
-	var m store.Mongo
+func Mongo(r *envread.Reader) mongostore.Mongo {
+	var m mongostore.Mongo
 	useTLS := r.Bool("MONGODB_TLS", false)
 	if r.Exclusive("MONGODB_URI", "MONGODB_HOST", "MONGODB_PORT", "MONGODB_REPLICA_SET", "MONGODB_USERNAME", "MONGODB_PASSWORD", "MONGODB_AUTH_SOURCE") {
 		m.URI = r.String("MONGODB_URI", "")
-		if uriTLS, err := store.CheckURI(m.URI); err != nil {
+		if uriTLS, err := mongostore.CheckURI(m.URI); err != nil {
 			r.Problemf("MONGODB_URI %v", err)
 		} else if uriTLS {
 			useTLS = true
@@ -69,10 +69,10 @@ func Mongo(r *envconfig.Reader) store.Mongo {
 		if (user == "") != (pass == "") {
 			r.Problemf("MONGODB_USERNAME and MONGODB_PASSWORD must be set together")
 		}
-		m.URI = store.MongoURI(hosts, port, r.String("MONGODB_REPLICA_SET", ""), user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
+		m.URI = mongostore.MongoURI(hosts, port, r.String("MONGODB_REPLICA_SET", ""), user, pass, r.String("MONGODB_AUTH_SOURCE", "admin"), useTLS)
 	}
 	if useTLS {
-		m.TLS = store.TLSConfig(r.CAPool("MONGODB_CA_FILE"))
+		m.TLS = mongostore.TLSConfig(r.CAPool("MONGODB_CA_FILE"))
 	} else if r.Set("MONGODB_CA_FILE") {
 		r.Problemf("MONGODB_CA_FILE is set but MONGODB_TLS is not true")
 	}

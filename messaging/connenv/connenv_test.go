@@ -18,7 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 )
 
 func TestBrokerURLEscaping(t *testing.T) {
@@ -59,7 +59,7 @@ func TestBrokerURLEscaping(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := envconfig.NewReader(envconfig.Map(tc.env))
+			r := envread.NewReader(envread.Map(tc.env))
 			b := connenv.Broker(r)
 			require.NoError(t, r.Err())
 			if tc.wantURL != "" {
@@ -79,7 +79,7 @@ func TestBrokerURLEscaping(t *testing.T) {
 }
 
 func TestMongoURIEscaping(t *testing.T) {
-	r := envconfig.NewReader(envconfig.Map(map[string]string{
+	r := envread.NewReader(envread.Map(map[string]string{
 		"MONGODB_HOST": "db", "MONGODB_USERNAME": "app", "MONGODB_PASSWORD": "P@ss/w:rd+?#%", "MONGODB_AUTH_SOURCE": "keda_demo",
 		"MONGODB_DATABASE": "d", "MONGODB_COLLECTION": "c",
 	}))
@@ -97,7 +97,7 @@ func TestMongoURIEscaping(t *testing.T) {
 }
 
 func TestMongoDefaults(t *testing.T) {
-	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_HOST": "db"}))
+	r := envread.NewReader(envread.Map(map[string]string{"MONGODB_HOST": "db"}))
 	m := connenv.Mongo(r)
 	require.NoError(t, r.Err())
 	require.Equal(t, "mongodb://db:27017/?w=majority", m.URI)
@@ -108,7 +108,7 @@ func TestMongoDefaults(t *testing.T) {
 // TestMongoReplicaSet: MONGODB_HOST lists the members (the port applies to those without one),
 // MONGODB_REPLICA_SET names the set, and writes wait for a majority.
 func TestMongoReplicaSet(t *testing.T) {
-	r := envconfig.NewReader(envconfig.Map(map[string]string{
+	r := envread.NewReader(envread.Map(map[string]string{
 		"MONGODB_HOST": "db-0.db-headless:27017, db-1.db-headless,db-2.db-headless:27018", "MONGODB_PORT": "27019",
 		"MONGODB_REPLICA_SET": "rs0", "MONGODB_USERNAME": "app", "MONGODB_PASSWORD": "p,w", "MONGODB_AUTH_SOURCE": "keda_demo",
 	}))
@@ -121,10 +121,10 @@ func TestMongoReplicaSet(t *testing.T) {
 	require.Equal(t, "majority", cs.WString)
 	require.Equal(t, "p,w", cs.Password)
 
-	r = envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_HOST": "db-0,,db-1"}))
+	r = envread.NewReader(envread.Map(map[string]string{"MONGODB_HOST": "db-0,,db-1"}))
 	connenv.Mongo(r)
 	require.ErrorContains(t, r.Err(), "MONGODB_HOST")
-	r = envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_REPLICA_SET": "rs0"}))
+	r = envread.NewReader(envread.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_REPLICA_SET": "rs0"}))
 	connenv.Mongo(r)
 	require.ErrorContains(t, r.Err(), "MONGODB_REPLICA_SET")
 }
@@ -149,7 +149,7 @@ func TestProblemsAreAllReported(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			r := envconfig.NewReader(envconfig.Map(tc.env))
+			r := envread.NewReader(envread.Map(tc.env))
 			connenv.Broker(r)
 			connenv.Mongo(r)
 			r.LogLevel()
@@ -166,13 +166,13 @@ func TestMongoURIWithTLSAcceptsCAFile(t *testing.T) {
 	ca := filepath.Join(t.TempDir(), "ca.pem")
 	require.NoError(t, os.WriteFile(ca, selfSignedPEM(t), 0o600))
 	for _, uri := range []string{"mongodb://db:27017/?tls=true", "mongodb+srv://cluster.example.com/"} {
-		r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": uri, "MONGODB_CA_FILE": ca}))
+		r := envread.NewReader(envread.Map(map[string]string{"MONGODB_URI": uri, "MONGODB_CA_FILE": ca}))
 		m := connenv.Mongo(r)
 		require.NoError(t, r.Err(), uri)
 		require.NotNil(t, m.TLS, uri)
 		require.NotNil(t, m.TLS.RootCAs, uri)
 	}
-	r := envconfig.NewReader(envconfig.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_CA_FILE": ca}))
+	r := envread.NewReader(envread.Map(map[string]string{"MONGODB_URI": "mongodb://db/", "MONGODB_CA_FILE": ca}))
 	connenv.Mongo(r)
 	require.ErrorContains(t, r.Err(), "MONGODB_CA_FILE is set but MONGODB_TLS is not true")
 }

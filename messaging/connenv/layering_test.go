@@ -11,17 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The dependency points one way: connenv knows envconfig and the connection types; envconfig
-// knows no package of this repository, and queue and store know no environment variable.
+// The dependency points one way: connenv knows envread and the connection types; envread
+// knows no package of this repository, and rabbitqueue and mongostore know no environment variable.
 func TestLayering(t *testing.T) {
 	const repo = "github.com/keda-demo/keda-demo/"
 	tests := []struct {
 		dir       string
 		forbidden func(path string) bool
 	}{
-		{"../envconfig", func(p string) bool { return strings.HasPrefix(p, repo) }},
-		{"../queue", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
-		{"../store", func(p string) bool { return p == repo+"messaging/envconfig" || p == repo+"messaging/connenv" }},
+		{"../envread", func(p string) bool { return strings.HasPrefix(p, repo) }},
+		{"../rabbitqueue", func(p string) bool { return p == repo+"messaging/envread" || p == repo+"messaging/connenv" }},
+		{"../mongostore", func(p string) bool { return p == repo+"messaging/envread" || p == repo+"messaging/connenv" }},
 	}
 	for _, tc := range tests {
 		files, err := filepath.Glob(filepath.Join(tc.dir, "*.go"))

@@ -49,6 +49,7 @@ func TestPublishingRoundTrip(t *testing.T) {
 	p, err := contract.Publishing("id-1", contract.Message{Name: "n", Content: "c"}, at)
 	require.NoError(t, err)
 	require.Equal(t, amqp.Persistent, p.DeliveryMode)
+	require.Equal(t, contract.ContentType, p.ContentType)
 	require.Equal(t, "id-1", p.MessageId)
 	require.JSONEq(t, `{"name":"n","content":"c"}`, string(p.Body))
 	require.Equal(t, at.UTC(), contract.CreatedAt(p.Headers, time.Time{}))

@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/envread"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Config is everything the app reads from its environment.
 type Config struct {
-	Broker          queue.Broker
-	Mongo           store.Mongo
+	Broker          rabbitqueue.Broker
+	Mongo           mongostore.Mongo
 	HTTPAddr        string
 	MaxContentBytes int
 	PublishTimeout  time.Duration
@@ -30,8 +30,8 @@ type Config struct {
 }
 
 // Load reads and validates the environment; the error names every problem.
-func Load(lookup envconfig.Lookup) (Config, error) {
-	r := envconfig.NewReader(lookup)
+func Load(lookup envread.Lookup) (Config, error) {
+	r := envread.NewReader(lookup)
 	c := Config{
 		Broker:          connenv.Broker(r),
 		Mongo:           connenv.Mongo(r),

@@ -7,11 +7,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/app/internal/config"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 )
 
 func TestLoadDefaults(t *testing.T) {
-	c, err := config.Load(envconfig.Map(map[string]string{"RABBITMQ_HOST": "mq", "MONGODB_HOST": "db"}))
+	c, err := config.Load(envread.Map(map[string]string{"RABBITMQ_HOST": "mq", "MONGODB_HOST": "db"}))
 	require.NoError(t, err)
 	require.Equal(t, ":8080", c.HTTPAddr)
 	require.Equal(t, 1<<20, c.MaxContentBytes)
@@ -25,7 +25,7 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadNamesEveryProblem(t *testing.T) {
-	_, err := config.Load(envconfig.Map(map[string]string{"MAX_CONTENT_BYTES": "0", "PUBLISH_TIMEOUT": "soon", "LIVE_MAX_CLIENTS": "0", "LIVE_HEARTBEAT": "100ms"}))
+	_, err := config.Load(envread.Map(map[string]string{"MAX_CONTENT_BYTES": "0", "PUBLISH_TIMEOUT": "soon", "LIVE_MAX_CLIENTS": "0", "LIVE_HEARTBEAT": "100ms"}))
 	require.Error(t, err)
 	for _, want := range []string{"RABBITMQ_HOST is required", "MONGODB_HOST is required", `MAX_CONTENT_BYTES="0"`, `PUBLISH_TIMEOUT="soon"`, `LIVE_MAX_CLIENTS="0"`, `LIVE_HEARTBEAT="100ms"`} {
 		require.ErrorContains(t, err, want)

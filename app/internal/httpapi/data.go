@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 )
 
 const (
@@ -26,9 +26,9 @@ func (a *api) data(c echo.Context) error {
 		}
 		limit = n
 	}
-	var after *store.Cursor
+	var after *mongostore.Cursor
 	if s := c.QueryParam("cursor"); s != "" {
-		cur, err := store.ParseCursor(s)
+		cur, err := mongostore.ParseCursor(s)
 		if err != nil {
 			return c.JSON(http.StatusBadRequest, errorBody{Error: "cursor: " + err.Error(), Field: "cursor"})
 		}

@@ -11,21 +11,22 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/contract"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
-// Queue publishes a message and returns nil only once the broker has taken it.
+// Queue publishes msg as the message id, accepted at createdAt, and returns nil only once the
+// broker has taken it. How it travels (AMQP properties and headers) is the queue's business.
 type Queue interface {
-	Publish(ctx context.Context, msg amqp.Publishing) error
+	Publish(ctx context.Context, id string, msg contract.Message, createdAt time.Time) error
 }
 
 // Records lists stored records.
 type Records interface {
-	List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error)
+	List(ctx context.Context, limit int, after *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error)
 }
 
 // Deps is what the handlers need.
@@ -69,7 +70,7 @@ func New(d Deps) http.Handler {
 		d.BodyAllowance = bodyAllowance
 	}
 	a := &api{d}
-	for _, r := range queue.Reasons {
+	for _, r := range rabbitqueue.Reasons {
 		d.Metrics.PublishFailures.WithLabelValues(string(r)) // every series exists from the start, at 0
 	}
 	e := echo.New()
@@ -95,7 +96,7 @@ func New(d Deps) http.Handler {
 }
 
 // errorBody is every error answer: the message, the field at fault when there is one, and for a
-// publish the broker did not take, the reason (one of queue.Reasons).
+// publish the broker did not take, the reason (one of rabbitqueue.Reasons).
 type errorBody struct {
 	Error  string `json:"error"`
 	Field  string `json:"field,omitempty"`

@@ -14,14 +14,13 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/app/internal/httpapi"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -30,28 +29,35 @@ import (
 // ends first.
 type fakeQueue struct {
 	mu    sync.Mutex
-	msgs  []amqp.Publishing
+	msgs  []published
 	err   error
 	delay time.Duration
 }
 
-func (q *fakeQueue) Publish(ctx context.Context, msg amqp.Publishing) error {
+// published is one call of Publish.
+type published struct {
+	id        string
+	msg       contract.Message
+	createdAt time.Time
+}
+
+func (q *fakeQueue) Publish(ctx context.Context, id string, msg contract.Message, createdAt time.Time) error {
 	if _, ok := ctx.Deadline(); !ok {
 		return errors.New("publish without a deadline")
 	}
 	q.mu.Lock()
-	q.msgs = append(q.msgs, msg)
+	q.msgs = append(q.msgs, published{id: id, msg: msg, createdAt: createdAt})
 	delay, err := q.delay, q.err
 	q.mu.Unlock()
 	select {
 	case <-time.After(delay):
 		return err
 	case <-ctx.Done():
-		return queue.ErrTimeout
+		return rabbitqueue.ErrTimeout
 	}
 }
 
-func (q *fakeQueue) published() []amqp.Publishing {
+func (q *fakeQueue) published() []published {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.msgs
@@ -64,13 +70,13 @@ type fakeRecords struct {
 	hang    bool
 	calls   int
 	limit   int
-	after   *store.Cursor
-	records []store.Record
-	next    *store.Cursor
+	after   *mongostore.Cursor
+	records []mongostore.Record
+	next    *mongostore.Cursor
 	err     error
 }
 
-func (r *fakeRecords) List(ctx context.Context, limit int, after *store.Cursor) ([]store.Record, *store.Cursor, error) {
+func (r *fakeRecords) List(ctx context.Context, limit int, after *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
@@ -105,7 +111,7 @@ type harness struct {
 
 func newHarness(t *testing.T, maxContent int) *harness {
 	t.Helper()
-	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []store.Record{}}, log: &testkit.SyncBuffer{}}
+	hs := &harness{q: &fakeQueue{}, r: &fakeRecords{records: []mongostore.Record{}}, log: &testkit.SyncBuffer{}}
 	hs.h = httpapi.New(httpapi.Deps{
 		Queue: hs.q, Records: hs.r, Metrics: metrics.New(),
 		Log:             slog.New(slog.NewJSONHandler(hs.log, nil)),
@@ -199,15 +205,15 @@ func TestValidSendIsPublishedOnce(t *testing.T) {
 		name, path, body string
 		header           map[string]string
 		wantID           string
-		wantBody         string
+		want             contract.Message
 	}{
-		{"query", "/send?name=record1&content=content1", "", nil, "", `{"name":"record1","content":"content1"}`},
+		{"query", "/send?name=record1&content=content1", "", nil, "", contract.Message{Name: "record1", Content: "content1"}},
 		// curl -d '' sends an empty form body: still the query's message.
-		{"query with an empty form body", "/send?name=record1&content=content1", "", formCT, "", `{"name":"record1","content":"content1"}`},
-		{"name of 256 bytes", "/send?name=" + strings.Repeat("n", 256) + "&content=c", "", nil, "", `{"name":"` + strings.Repeat("n", 256) + `","content":"c"}`},
-		{"content at the limit", "/send?name=n&content=" + strings.Repeat("c", 16), "", nil, "", `{"name":"n","content":"` + strings.Repeat("c", 16) + `"}`},
+		{"query with an empty form body", "/send?name=record1&content=content1", "", formCT, "", contract.Message{Name: "record1", Content: "content1"}},
+		{"name of 256 bytes", "/send?name=" + strings.Repeat("n", 256) + "&content=c", "", nil, "", contract.Message{Name: strings.Repeat("n", 256), Content: "c"}},
+		{"content at the limit", "/send?name=n&content=" + strings.Repeat("c", 16), "", nil, "", contract.Message{Name: "n", Content: strings.Repeat("c", 16)}},
 		{"JSON with idempotency key", "/send", `{"name":"n","content":"c"}`,
-			map[string]string{"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": "order-42"}, "order-42", `{"name":"n","content":"c"}`},
+			map[string]string{"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": "order-42"}, "order-42", contract.Message{Name: "n", Content: "c"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,11 +228,7 @@ func TestValidSendIsPublishedOnce(t *testing.T) {
 			}
 			msgs := hs.q.published()
 			require.Len(t, msgs, 1)
-			require.Equal(t, r.ID, msgs[0].MessageId)
-			require.Equal(t, amqp.Persistent, msgs[0].DeliveryMode)
-			require.Equal(t, contract.ContentType, msgs[0].ContentType)
-			require.Equal(t, now, contract.CreatedAt(msgs[0].Headers, time.Time{}))
-			require.JSONEq(t, tc.wantBody, string(msgs[0].Body))
+			require.Equal(t, published{id: r.ID, msg: tc.want, createdAt: now}, msgs[0])
 		})
 	}
 }
@@ -237,16 +239,16 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 	const detail = "amqp://keda:***@rabbitmq.prod.svc:5672/team-prod"
 	tests := []struct {
 		err  error
-		want queue.Reason
+		want rabbitqueue.Reason
 	}{
-		{fmt.Errorf("%w: not connected to %s", queue.ErrUnavailable, detail), queue.ReasonUnavailable},
-		{fmt.Errorf("%w: dial %s: connection refused", queue.ErrUnavailable, detail), queue.ReasonUnavailable},
-		{fmt.Errorf("%w (publish to %s)", queue.ErrBlocked, detail), queue.ReasonBlocked},
-		{queue.ErrTimeout, queue.ReasonConfirmTimeout},
-		{queue.ErrNacked, queue.ReasonNacked},
-		{fmt.Errorf("%w (312 NO_ROUTE)", queue.ErrReturned), queue.ReasonUnroutable},
-		{queue.ErrConfirmLost, queue.ReasonConfirmLost},
-		{fmt.Errorf("unexpected: %s", detail), queue.ReasonUnavailable},
+		{fmt.Errorf("%w: not connected to %s", rabbitqueue.ErrUnavailable, detail), rabbitqueue.ReasonUnavailable},
+		{fmt.Errorf("%w: dial %s: connection refused", rabbitqueue.ErrUnavailable, detail), rabbitqueue.ReasonUnavailable},
+		{fmt.Errorf("%w (publish to %s)", rabbitqueue.ErrBlocked, detail), rabbitqueue.ReasonBlocked},
+		{rabbitqueue.ErrTimeout, rabbitqueue.ReasonConfirmTimeout},
+		{rabbitqueue.ErrNacked, rabbitqueue.ReasonNacked},
+		{fmt.Errorf("%w (312 NO_ROUTE)", rabbitqueue.ErrReturned), rabbitqueue.ReasonUnroutable},
+		{rabbitqueue.ErrConfirmLost, rabbitqueue.ReasonConfirmLost},
+		{fmt.Errorf("unexpected: %s", detail), rabbitqueue.ReasonUnavailable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.err.Error(), func(t *testing.T) {
@@ -269,7 +271,7 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 			require.Contains(t, hs.log.String(), `"reason":"`+string(tc.want)+`"`)
 
 			m := hs.do(t, "GET", "/metrics", "", nil).Body.String()
-			for _, r := range queue.Reasons {
+			for _, r := range rabbitqueue.Reasons {
 				n := 0
 				if r == tc.want {
 					n = 1
@@ -283,13 +285,13 @@ func TestPublishFailureIs503WithReason(t *testing.T) {
 func TestDataPagesThroughTheStore(t *testing.T) {
 	hs := newHarness(t, 16)
 	at := now.Add(-time.Minute)
-	hs.r.records = []store.Record{{ID: "r1", Name: "n", Content: "c", CreatedAt: at, ProcessedAt: now, ProcessedBy: "p"}}
-	hs.r.next = &store.Cursor{CreatedAt: at, ID: "r1"}
+	hs.r.records = []mongostore.Record{{ID: "r1", Name: "n", Content: "c", CreatedAt: at, ProcessedAt: now, ProcessedBy: "p"}}
+	hs.r.next = &mongostore.Cursor{CreatedAt: at, ID: "r1"}
 	rec := hs.do(t, "GET", "/data?limit=1", "", nil)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	require.Equal(t, 1, hs.r.limit)
 	require.Nil(t, hs.r.after)
-	var page []store.Record
+	var page []mongostore.Record
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &page))
 	require.Equal(t, hs.r.records, page)
 	link := rec.Header().Get("Link")
@@ -300,11 +302,11 @@ func TestDataPagesThroughTheStore(t *testing.T) {
 	hs.r.next = nil
 	rec = hs.do(t, "GET", next, "", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
-	require.Equal(t, &store.Cursor{CreatedAt: at, ID: "r1"}, hs.r.after)
+	require.Equal(t, &mongostore.Cursor{CreatedAt: at, ID: "r1"}, hs.r.after)
 	require.Empty(t, rec.Header().Get("Link"))
 
 	// Defaults: 100 records, and an empty store is an empty array.
-	hs.r.records = []store.Record{}
+	hs.r.records = []mongostore.Record{}
 	rec = hs.do(t, "GET", "/data", "", nil)
 	require.Equal(t, 100, hs.r.limit)
 	require.Equal(t, "[]\n", rec.Body.String())

@@ -13,7 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // maxIdempotencyKey bounds the Idempotency-Key header, which becomes the record id.
@@ -40,22 +40,19 @@ func (a *api) send(c echo.Context) error {
 	} else if !validKey(id) {
 		return a.badRequest(c, &contract.FieldError{Field: "Idempotency-Key", Reason: "must be 1 to 200 printable ASCII characters"})
 	}
-	pub, err := contract.Publishing(id, msg, a.Now())
-	if err != nil {
-		return err
-	}
+	createdAt := a.Now()
 	// Once the request is read, its publish finishes (bounded) even if the client goes away
 	// meanwhile: Go cancels the request's context on a half-close, and a publish cut short would
 	// be counted as a failure it is not.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), a.PublishTimeout)
 	defer cancel()
 	start := time.Now()
-	err = a.Queue.Publish(ctx, pub)
+	err = a.Queue.Publish(ctx, id, msg, createdAt)
 	a.Metrics.PublishSeconds.Observe(time.Since(start).Seconds())
 	if err != nil {
 		// The error names the broker's host and vhost: it goes to the log. The client gets the
 		// reason, in the same word as the metric label.
-		reason := queue.Classify(err)
+		reason := rabbitqueue.Classify(err)
 		a.Metrics.PublishFailures.WithLabelValues(string(reason)).Inc()
 		a.Log.Warn("publish failed", "message_id", id, "reason", string(reason), "error", err.Error())
 		c.Response().Header().Set("Retry-After", retryAfter)

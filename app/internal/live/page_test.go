@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/app/internal/httpapi"
 	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -49,13 +48,9 @@ func (f *fakeCluster) queueChanged(sent, taken int) {
 	f.hub.SetQueue(live.Queue{Known: true, Work: f.n - f.taken})
 }
 
-// Publish is the broker's side of POST /send: the app's real handler validated and encoded the
-// message the form sent.
-func (f *fakeCluster) Publish(_ context.Context, msg amqp.Publishing) error {
-	m, err := contract.Decode(msg.Body)
-	if err != nil {
-		return err
-	}
+// Publish is the broker's side of POST /send: the app's real handler validated the message the
+// form sent.
+func (f *fakeCluster) Publish(_ context.Context, _ string, m contract.Message, _ time.Time) error {
 	f.mu.Lock()
 	f.sent = append(f.sent, m.Name)
 	n := len(f.sent)
@@ -88,7 +83,7 @@ func (f *fakeCluster) process(n int, name, content string) {
 
 type noRecords struct{}
 
-func (noRecords) List(context.Context, int, *store.Cursor) ([]store.Record, *store.Cursor, error) {
+func (noRecords) List(context.Context, int, *mongostore.Cursor) ([]mongostore.Record, *mongostore.Cursor, error) {
 	return nil, nil, nil
 }
 

@@ -11,7 +11,7 @@ import (
 // AMQP reads the depths with passive queue declarations on a connection of its own, so a page
 // that is watched never competes with POST /send for the publisher's channels.
 type AMQP struct {
-	// Dial opens a connection (the queue package's Dial with the app's broker settings).
+	// Dial opens a connection (rabbitqueue.Dial with the app's broker settings).
 	Dial                   func() (*amqp.Connection, error)
 	Queue, DeadLetterQueue string
 

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -19,7 +19,9 @@ func TestAMQPReadsDepthsAndRecovers(t *testing.T) {
 	b := testkit.NewBroker(t, top)
 	brokerURL, proxy := testkit.ProxyURL(t, b.URL)
 	r := &AMQP{
-		Dial:  func() (*amqp.Connection, error) { return queue.Dial(queue.Broker{URL: brokerURL}, "depth-test") },
+		Dial: func() (*amqp.Connection, error) {
+			return rabbitqueue.Dial(rabbitqueue.Broker{URL: brokerURL}, "depth-test")
+		},
 		Queue: top.Queue, DeadLetterQueue: top.DeadLetterQueue(),
 	}
 	t.Cleanup(func() { _ = r.Close() })
@@ -34,7 +36,7 @@ func TestAMQPReadsDepthsAndRecovers(t *testing.T) {
 
 	ch, err := b.Conn.Channel()
 	require.NoError(t, err)
-	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, rabbitqueue.Declare(ch, top))
 	_ = ch.Close()
 	for range 2 {
 		b.PublishRaw(top.Queue, amqp.Publishing{Body: []byte("{}")})

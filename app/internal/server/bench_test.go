@@ -21,7 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -92,9 +92,9 @@ func rawPublisher(b *testing.B, url, q string, payload contract.Message, senders
 	conn, err := amqp.Dial(url)
 	require.NoError(b, err)
 	b.Cleanup(func() { _ = conn.Close() })
-	chans := make([]*queue.ConfirmChannel, senders)
+	chans := make([]*rabbitqueue.ConfirmChannel, senders)
 	for i := range chans {
-		chans[i], err = queue.NewConfirmChannel(conn)
+		chans[i], err = rabbitqueue.NewConfirmChannel(conn)
 		require.NoError(b, err)
 	}
 	return func(w int) error {
@@ -107,7 +107,7 @@ func rawPublisher(b *testing.B, url, q string, payload contract.Message, senders
 			return err
 		}
 		if !dc.Wait() {
-			return queue.ErrNacked
+			return rabbitqueue.ErrNacked
 		}
 		return nil
 	}

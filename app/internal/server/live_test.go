@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/app/internal/live"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 )
 
 // events reads the live stream until want accepts an event, within the deadline.
@@ -67,7 +67,7 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 	})
 
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	_, err = a.Store.Upsert(context.Background(), store.Record{ID: "r1", Name: "n1", Content: strings.Repeat("x", 1000),
+	_, err = a.Store.Upsert(context.Background(), mongostore.Record{ID: "r1", Name: "n1", Content: strings.Repeat("x", 1000),
 		CreatedAt: now.Add(-time.Second), ProcessedAt: now, Job: "keda-demo-processor-abcde"})
 	require.NoError(t, err)
 	stored := time.Now()

@@ -20,10 +20,9 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/jobwatch"
 	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
-	"github.com/keda-demo/keda-demo/app/internal/poll"
 	"github.com/keda-demo/keda-demo/app/internal/queuedepth"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // mongoCheckInterval is how often MongoDB is pinged for /readyz and the dependency gauge.
@@ -42,13 +41,13 @@ const (
 // finishes in-flight requests within cfg.ShutdownTimeout and returns.
 func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listener) error {
 	m := metrics.New()
-	st, err := store.Open(cfg.Mongo)
+	st, err := mongostore.Open(cfg.Mongo)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = st.Close(context.Background()) }()
 
-	pub := queue.NewPublisher(cfg.Broker, log)
+	pub := rabbitqueue.NewPublisher(cfg.Broker, log)
 	var brokerUp, mongoUp atomic.Bool
 	pub.OnState = func(up bool) {
 		brokerUp.Store(up)
@@ -65,13 +64,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 
 	hub := live.NewHub(live.Options{MaxClients: cfg.LiveMaxClients, Heartbeat: cfg.LiveHeartbeat, MaxRecords: liveRecords, Log: log})
 	depth := &queuedepth.AMQP{
-		Dial:  func() (*amqp.Connection, error) { return queue.Dial(cfg.Broker, "keda-demo-app-depth") },
+		Dial:  func() (*amqp.Connection, error) { return rabbitqueue.Dial(cfg.Broker, "keda-demo-app-depth") },
 		Queue: cfg.Broker.Topology.Queue, DeadLetterQueue: cfg.Broker.Topology.DeadLetterQueue(),
 	}
 	defer func() { _ = depth.Close() }()
 	sampler := &queuedepth.Sampler{Reader: depth, Gauge: m.QueueMessages, Publish: hub.SetQueue, Log: log}
-	go poll.Every(bg, depthInterval, depthInterval, sampler.Sample)
-	go poll.Every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
+	go every(bg, depthInterval, depthInterval, sampler.Sample)
+	go every(bg, recordsInterval, 2*time.Second, func(ctx context.Context) {
 		if hub.Clients() == 0 {
 			return // records can be large: MongoDB is asked only while a page is open
 		}
@@ -126,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 	return nil
 }
 
-func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func(bool)) {
+func watchMongo(ctx context.Context, st *mongostore.Store, log *slog.Logger, set func(bool)) {
 	indexed, last := false, -1
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -160,7 +159,7 @@ func watchMongo(ctx context.Context, st *store.Store, log *slog.Logger, set func
 const liveContent = 200
 
 // liveView is how the page shows records: no more than the page needs.
-func liveView(recs []store.Record) []live.Record {
+func liveView(recs []mongostore.Record) []live.Record {
 	out := make([]live.Record, len(recs))
 	for i, r := range recs {
 		content := r.Content
@@ -171,6 +170,23 @@ func liveView(recs []store.Record) []live.Record {
 			CreatedAt: r.CreatedAt, StoredAt: r.ProcessedAt, WorkDoneAt: r.WorkDoneAt}
 	}
 	return out
+}
+
+// every calls f at once and then every interval until ctx ends. Each call gets a context that
+// ends after timeout, so a hung dependency delays the next call by at most that.
+func every(ctx context.Context, interval, timeout time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, timeout)
+		f(cctx)
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func gauge(up bool) float64 {

@@ -17,8 +17,8 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/config"
 	"github.com/keda-demo/keda-demo/app/internal/server"
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
@@ -29,7 +29,7 @@ type app struct {
 	Broker *testkit.Broker
 	Proxy  *testkit.Proxy
 	Mongo  *testkit.FerretDB
-	Store  *store.Store
+	Store  *mongostore.Store
 	Cfg    config.Config
 	stop   func() error
 }
@@ -39,16 +39,16 @@ func startApp(t testing.TB, maxContent int) *app {
 	b := testkit.NewBroker(t, top)
 	brokerURL, proxy := testkit.ProxyURL(t, b.URL)
 	f := testkit.StartFerretDB(t)
-	mongoCfg := store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
+	mongoCfg := mongostore.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"}
 	cfg := config.Config{
-		Broker:          queue.Broker{URL: brokerURL, Topology: top},
+		Broker:          rabbitqueue.Broker{URL: brokerURL, Topology: top},
 		Mongo:           mongoCfg,
 		MaxContentBytes: maxContent,
 		PublishTimeout:  2 * time.Second,
 		DataTimeout:     3 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
 	}
-	st, err := store.Open(mongoCfg)
+	st, err := mongostore.Open(mongoCfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 
@@ -210,12 +210,12 @@ func TestDataPagesAndMongoOutage(t *testing.T) {
 	base := time.Now().UTC().Truncate(time.Millisecond)
 	for i := range 5 {
 		at := base.Add(time.Duration(i) * time.Millisecond)
-		_, err := a.Store.Upsert(ctx, store.Record{ID: "r" + string(rune('0'+i)), Name: "n", Content: "c", CreatedAt: at, ProcessedAt: at, ProcessedBy: "p"})
+		_, err := a.Store.Upsert(ctx, mongostore.Record{ID: "r" + string(rune('0'+i)), Name: "n", Content: "c", CreatedAt: at, ProcessedAt: at, ProcessedBy: "p"})
 		require.NoError(t, err)
 	}
 	code, h, body := a.do("GET", "/data?limit=2", "", nil)
 	require.Equal(t, 200, code, body)
-	var page []store.Record
+	var page []mongostore.Record
 	require.NoError(t, json.Unmarshal([]byte(body), &page))
 	require.Equal(t, []string{"r4", "r3"}, []string{page[0].ID, page[1].ID})
 	link := h.Get("Link")

@@ -17,7 +17,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/processor/internal/requeue"
@@ -55,7 +55,7 @@ func requeueDead(ctx context.Context, args []string) int {
 		return job.ExitConfig
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	conn, err := queue.Dial(cfg.Broker, "keda-demo-requeue-dead")
+	conn, err := rabbitqueue.Dial(cfg.Broker, "keda-demo-requeue-dead")
 	if err != nil {
 		log.Error("requeue-dead failed", "error", err.Error())
 		return job.ExitBroker

@@ -6,15 +6,15 @@ import (
 	"time"
 
 	"github.com/keda-demo/keda-demo/messaging/connenv"
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/envread"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Config is everything the processor reads from its environment.
 type Config struct {
-	Broker        queue.Broker
-	Mongo         store.Mongo
+	Broker        rabbitqueue.Broker
+	Mongo         mongostore.Mongo
 	WorkDuration  time.Duration
 	MaxDeliveries int
 	// JobName is the Kubernetes Job this run belongs to (the chart sets it through the downward
@@ -24,8 +24,8 @@ type Config struct {
 }
 
 // Load reads and validates the environment; the error names every problem.
-func Load(lookup envconfig.Lookup) (Config, error) {
-	r := envconfig.NewReader(lookup)
+func Load(lookup envread.Lookup) (Config, error) {
+	r := envread.NewReader(lookup)
 	c := Config{
 		Broker:        connenv.Broker(r),
 		Mongo:         connenv.Mongo(r),
@@ -40,13 +40,13 @@ func Load(lookup envconfig.Lookup) (Config, error) {
 // Requeue is what `processor requeue-dead` reads: it only moves messages between the two queues,
 // so it needs the broker and nothing of MongoDB.
 type Requeue struct {
-	Broker   queue.Broker
+	Broker   rabbitqueue.Broker
 	LogLevel slog.Level
 }
 
 // LoadRequeue reads and validates the environment of requeue-dead; the error names every problem.
-func LoadRequeue(lookup envconfig.Lookup) (Requeue, error) {
-	r := envconfig.NewReader(lookup)
+func LoadRequeue(lookup envread.Lookup) (Requeue, error) {
+	r := envread.NewReader(lookup)
 	c := Requeue{Broker: connenv.Broker(r), LogLevel: r.LogLevel()}
 	return c, r.Err()
 }

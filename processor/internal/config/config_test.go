@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 )
 
@@ -25,7 +25,7 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := config.Load(envconfig.Map(tc.env))
+			c, err := config.Load(envread.Map(tc.env))
 			if tc.wantErr != nil {
 				for _, w := range tc.wantErr {
 					require.ErrorContains(t, err, w)
@@ -56,7 +56,7 @@ func TestLoadRequeueNeedsOnlyTheBroker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := config.LoadRequeue(envconfig.Map(tc.env))
+			c, err := config.LoadRequeue(envread.Map(tc.env))
 			if tc.wantErr != nil {
 				for _, w := range tc.wantErr {
 					require.ErrorContains(t, err, w)
@@ -70,6 +70,6 @@ func TestLoadRequeueNeedsOnlyTheBroker(t *testing.T) {
 		})
 	}
 	// The whole processor does need MongoDB: the difference is the point.
-	_, err := config.Load(envconfig.Map(map[string]string{"RABBITMQ_HOST": "mq"}))
+	_, err := config.Load(envread.Map(map[string]string{"RABBITMQ_HOST": "mq"}))
 	require.ErrorContains(t, err, "MONGODB_HOST is required")
 }

@@ -19,8 +19,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 )
 
@@ -94,7 +94,7 @@ type result struct {
 }
 
 func (r Runner) run(ctx context.Context) result {
-	st, err := store.Open(r.Cfg.Mongo)
+	st, err := mongostore.Open(r.Cfg.Mongo)
 	if err != nil {
 		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
 	}
@@ -106,7 +106,7 @@ func (r Runner) run(ctx context.Context) result {
 		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
 	}
 
-	conn, err := queue.Dial(r.Cfg.Broker, "keda-demo-processor")
+	conn, err := rabbitqueue.Dial(r.Cfg.Broker, "keda-demo-processor")
 	if err != nil {
 		return result{outcome: BrokerDown, code: ExitBroker, err: err}
 	}
@@ -137,7 +137,7 @@ func (r Runner) run(ctx context.Context) result {
 
 	t0 := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	inserted, err := st.Upsert(wctx, store.Record{
+	inserted, err := st.Upsert(wctx, mongostore.Record{
 		ID: d.MessageId, Name: msg.Name, Content: msg.Content,
 		CreatedAt:   contract.CreatedAt(d.Headers, d.Timestamp),
 		ProcessedAt: time.Now().UTC(), ProcessedBy: r.Hostname, Job: r.Cfg.JobName,
@@ -191,7 +191,7 @@ func (r Runner) storeFailed(ctx context.Context, conn *amqp.Connection, d amqp.D
 	retry := contract.Republishing(d, headers)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := queue.PublishConfirmed(pctx, conn, r.Cfg.Broker.Topology.Queue, retry); err != nil {
+	if err := rabbitqueue.PublishConfirmed(pctx, conn, r.Cfg.Broker.Topology.Queue, retry); err != nil {
 		// Not republished: put the original back untouched (its attempt is not counted).
 		return r.settle(res, Retried, ExitStoreFailed, d.Nack(false, true), errors.Join(cause, fmt.Errorf("republish: %w", err)))
 	}

@@ -18,8 +18,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
 	"github.com/keda-demo/keda-demo/testkit"
 )
@@ -50,14 +50,14 @@ type env struct {
 	mongo  *testkit.FerretDB
 	top    contract.Topology
 	vars   map[string]string
-	store  *store.Store
+	store  *mongostore.Store
 }
 
 func newEnv(t testing.TB) *env {
 	top := contract.Topology{Queue: testkit.UniqueName(t)}
 	b := testkit.NewBroker(t, top)
 	f := testkit.StartFerretDB(t)
-	st, err := store.Open(store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
+	st, err := mongostore.Open(mongostore.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
 	e := &env{t: t, broker: b, mongo: f, top: top, store: st, vars: map[string]string{
@@ -66,7 +66,7 @@ func newEnv(t testing.TB) *env {
 	// The app declares the topology in production; here the test does, through the same code.
 	ch, err := b.Conn.Channel()
 	require.NoError(t, err)
-	require.NoError(t, queue.Declare(ch, top))
+	require.NoError(t, rabbitqueue.Declare(ch, top))
 	_ = ch.Close()
 	return e
 }
@@ -123,7 +123,7 @@ func (e *env) cmd(extra map[string]string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-func (e *env) records() []store.Record {
+func (e *env) records() []mongostore.Record {
 	e.t.Helper()
 	recs, _, err := e.store.List(context.Background(), 1000, nil)
 	require.NoError(e.t, err)

@@ -14,7 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
-	"github.com/keda-demo/keda-demo/messaging/queue"
+	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 )
 
 // Move moves up to limit messages (all when limit <= 0) from the dead-letter queue to the work
@@ -25,7 +25,7 @@ func Move(ctx context.Context, conn *amqp.Connection, top contract.Topology, lim
 		return 0, fmt.Errorf("open channel: %w", err)
 	}
 	defer ch.Close()
-	pub, err := queue.NewConfirmChannel(conn)
+	pub, err := rabbitqueue.NewConfirmChannel(conn)
 	if err != nil {
 		return 0, err
 	}

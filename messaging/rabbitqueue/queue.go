@@ -1,7 +1,7 @@
-// Package queue is the one place that talks AMQP: dialling, declaring the topology and publishing
+// Package rabbitqueue is the one place that talks AMQP: dialling, declaring the topology and publishing
 // with publisher confirms. The app publishes through a Publisher; the processor and its
 // requeue-dead command use Dial and PublishConfirmed directly.
-package queue
+package rabbitqueue
 
 import (
 	"context"
@@ -36,7 +36,7 @@ func Dial(b Broker, name string) (*amqp.Connection, error) {
 	}
 	conn, err := amqp.DialConfig(b.URL, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: dial %s: %v", ErrUnavailable, b.Redacted(), err)
+		return nil, fmt.Errorf("%w: dial %s: %w", ErrUnavailable, b.Redacted(), err)
 	}
 	return conn, nil
 }
@@ -75,11 +75,11 @@ func NewConfirmChannel(conn *amqp.Connection) (*ConfirmChannel, error) {
 func openConfirmMode(conn *amqp.Connection) (*amqp.Channel, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, fmt.Errorf("%w: open channel: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: open channel: %w", ErrUnavailable, err)
 	}
 	if err := ch.Confirm(false); err != nil {
 		_ = ch.Close()
-		return nil, fmt.Errorf("%w: confirm mode: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: confirm mode: %w", ErrUnavailable, err)
 	}
 	return ch, nil
 }
@@ -89,14 +89,14 @@ func openConfirmMode(conn *amqp.Connection) (*amqp.Channel, error) {
 func (c *ConfirmChannel) Publish(ctx context.Context, queue string, msg amqp.Publishing) error {
 	dc, err := c.Ch.PublishWithDeferredConfirmWithContext(ctx, "", queue, true, false, msg)
 	if err != nil {
-		return fmt.Errorf("%w: publish: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 	}
 	acked, err := dc.WaitContext(ctx)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return ErrTimeout
 	case err != nil:
-		return fmt.Errorf("%w: confirm: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: confirm: %w", ErrUnavailable, err)
 	case !acked && c.Ch.IsClosed():
 		// amqp091-go settles every outstanding confirmation as a nack when the channel shuts down
 		// (it marks the channel closed first), so a closed channel means the confirm was lost, not

@@ -1,4 +1,4 @@
-package queue
+package rabbitqueue
 
 import (
 	"context"
@@ -9,14 +9,13 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/keda-demo/keda-demo/messaging/contract"
 )
 
-// pipelines is how many confirm channels the publisher spreads its publishes over, each with many
-// in flight: fewer channels let the broker ack in batches.
-const pipelines = 1
-
 // Publisher keeps one connection to the broker alive, redeclares the topology on every
-// (re)connect, and publishes with confirms over a few pipelined channels. While the broker is down or
+// (re)connect, and publishes with confirms over one pipelined channel, many publishes in flight
+// (one channel lets the broker ack them in batches). While the broker is down or
 // blocks publishers, Publish fails at once (ErrUnavailable, ErrBlocked) instead of queueing
 // callers; otherwise it returns by its context's deadline whatever the broker does.
 type Publisher struct {
@@ -26,10 +25,9 @@ type Publisher struct {
 	OnState func(up bool)
 
 	blocked  atomic.Bool // connection.blocked received and not yet unblocked
-	mu       sync.Mutex  // guards conn and slots; never held across a network round trip
+	mu       sync.Mutex  // guards conn and slot; never held across a network round trip
 	conn     *amqp.Connection
-	slots    []*slot // the current connection's pipelines
-	next     atomic.Uint64
+	slot     *slot         // the current connection's pipeline
 	declared chan struct{} // closed after the topology was first declared
 	once     sync.Once
 }
@@ -90,12 +88,8 @@ func (p *Publisher) connect() (chan *amqp.Error, error) {
 	}
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	go p.watchBlocked(conn.NotifyBlocked(make(chan amqp.Blocking, 1)))
-	slots := make([]*slot, pipelines)
-	for i := range slots {
-		slots[i] = &slot{}
-	}
 	p.mu.Lock()
-	p.conn, p.slots = conn, slots
+	p.conn, p.slot = conn, &slot{}
 	p.mu.Unlock()
 	p.once.Do(func() { close(p.declared) })
 	return closed, nil
@@ -118,7 +112,7 @@ func (p *Publisher) watchBlocked(blocks <-chan amqp.Blocking) {
 func (p *Publisher) drop() {
 	p.mu.Lock()
 	conn := p.conn
-	p.conn, p.slots = nil, nil
+	p.conn, p.slot = nil, nil
 	p.mu.Unlock()
 	if conn != nil {
 		// A frozen broker never answers connection.close: do not wait for it.
@@ -126,22 +120,27 @@ func (p *Publisher) drop() {
 	}
 }
 
-// Publish sends msg to the work queue and returns nil only once the broker has confirmed it and
-// not returned it. It returns by the time ctx ends (ErrTimeout once the message may have been
-// sent, ErrUnavailable or ErrBlocked before), even when a write or a channel open is stuck on the
-// broker: the stuck attempt finishes in the background.
-func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
+// Publish sends msg to the work queue as the persistent message id, created at createdAt (see
+// contract.Publishing), and returns nil only once the broker has confirmed it and not returned it.
+// It returns by the time ctx ends (ErrTimeout once the message may have been sent, ErrUnavailable
+// or ErrBlocked before), even when a write or a channel open is stuck on the broker: the stuck
+// attempt finishes in the background.
+func (p *Publisher) Publish(ctx context.Context, id string, msg contract.Message, createdAt time.Time) error {
+	pub, err := contract.Publishing(id, msg, createdAt)
+	if err != nil {
+		return err
+	}
 	if p.blocked.Load() {
 		return fmt.Errorf("%w: publish to %s", ErrBlocked, p.broker.Redacted())
 	}
-	s, conn, err := p.slot()
+	s, conn, err := p.current()
 	if err != nil {
 		return err
 	}
 	var sent atomic.Bool
 	done := make(chan error, 1)
 	go func() {
-		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, msg, &sent)
+		f, err := s.publish(ctx, conn, p.broker.Topology.Queue, pub, &sent)
 		if err != nil {
 			done <- err
 			return
@@ -172,19 +171,20 @@ func (p *Publisher) Publish(ctx context.Context, msg amqp.Publishing) error {
 	}
 }
 
-// slot picks the next of the connection's pipelines, round robin.
-func (p *Publisher) slot() (*slot, *amqp.Connection, error) {
+// current returns the connection and its pipeline's slot.
+func (p *Publisher) current() (*slot, *amqp.Connection, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conn == nil || p.conn.IsClosed() {
 		return nil, nil, fmt.Errorf("%w: not connected to %s", ErrUnavailable, p.broker.Redacted())
 	}
-	return p.slots[p.next.Add(1)%uint64(len(p.slots))], p.conn, nil
+	return p.slot, p.conn, nil
 }
 
-// slot holds one pipeline, opened on first use and again after its channel closed. Its mutex is
-// held across the open (a round trip), which callers wait out only as long as their context
-// lets them: Publish returns by its deadline.
+// slot holds a connection's pipeline, opened on first use and again after its channel closed. Its
+// mutex is held across the open (a round trip), which callers wait out only as long as their
+// context lets them: Publish returns by its deadline. Each connection gets a new slot, so an open
+// stuck on a lost connection holds up no publish on the next one.
 type slot struct {
 	mu sync.Mutex
 	pl *pipeline

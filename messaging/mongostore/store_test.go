@@ -1,4 +1,4 @@
-package store_test
+package mongostore_test
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/messaging/store"
+	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/testkit"
 )
 
-func open(t *testing.T) (*store.Store, *testkit.FerretDB) {
+func open(t *testing.T) (*mongostore.Store, *testkit.FerretDB) {
 	f := testkit.StartFerretDB(t)
-	s, err := store.Open(store.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
+	s, err := mongostore.Open(mongostore.Mongo{URI: f.URI(), Database: "keda_demo", Collection: "records"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close(context.Background()) })
 	require.NoError(t, s.Ping(context.Background()))
@@ -25,7 +25,7 @@ func open(t *testing.T) (*store.Store, *testkit.FerretDB) {
 func TestUpsertIsIdempotent(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	rec := store.Record{ID: "m1", Name: "n", Content: "c", CreatedAt: time.UnixMilli(1000).UTC(), ProcessedAt: time.UnixMilli(2000).UTC(), ProcessedBy: "p1"}
+	rec := mongostore.Record{ID: "m1", Name: "n", Content: "c", CreatedAt: time.UnixMilli(1000).UTC(), ProcessedAt: time.UnixMilli(2000).UTC(), ProcessedBy: "p1"}
 	inserted, err := s.Upsert(ctx, rec)
 	require.NoError(t, err)
 	require.True(t, inserted)
@@ -39,24 +39,24 @@ func TestUpsertIsIdempotent(t *testing.T) {
 	got, next, err := s.List(ctx, 10, nil)
 	require.NoError(t, err)
 	require.Nil(t, next)
-	require.Equal(t, []store.Record{rec}, got)
+	require.Equal(t, []mongostore.Record{rec}, got)
 }
 
 func TestWorkDoneIsKeptWithTheJobName(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	rec := store.Record{ID: "m1", Name: "n", Content: "c", CreatedAt: time.UnixMilli(1000).UTC(), ProcessedAt: time.UnixMilli(2000).UTC(), ProcessedBy: "p1-x", Job: "p1"}
+	rec := mongostore.Record{ID: "m1", Name: "n", Content: "c", CreatedAt: time.UnixMilli(1000).UTC(), ProcessedAt: time.UnixMilli(2000).UTC(), ProcessedBy: "p1-x", Job: "p1"}
 	_, err := s.Upsert(ctx, rec)
 	require.NoError(t, err)
 	got, _, err := s.List(ctx, 10, nil)
 	require.NoError(t, err)
-	require.Equal(t, []store.Record{rec}, got, "the work still runs: no end time")
+	require.Equal(t, []mongostore.Record{rec}, got, "the work still runs: no end time")
 
 	require.NoError(t, s.WorkDone(ctx, "m1", time.UnixMilli(22000)))
 	rec.WorkDoneAt = time.UnixMilli(22000).UTC()
 	got, _, err = s.List(ctx, 10, nil)
 	require.NoError(t, err)
-	require.Equal(t, []store.Record{rec}, got)
+	require.Equal(t, []mongostore.Record{rec}, got)
 	require.ErrorContains(t, s.WorkDone(ctx, "nope", time.UnixMilli(1)), "no such record")
 }
 
@@ -70,11 +70,11 @@ func TestListPagesNewestFirst(t *testing.T) {
 		if i >= 2 && i <= 4 {
 			at = base.Add(2 * time.Second)
 		}
-		_, err := s.Upsert(ctx, store.Record{ID: fmt.Sprintf("id-%d", i), Name: "n", Content: "c", CreatedAt: at, ProcessedAt: at})
+		_, err := s.Upsert(ctx, mongostore.Record{ID: fmt.Sprintf("id-%d", i), Name: "n", Content: "c", CreatedAt: at, ProcessedAt: at})
 		require.NoError(t, err)
 	}
 	var ids []string
-	var after *store.Cursor
+	var after *mongostore.Cursor
 	pages := 0
 	for {
 		recs, next, err := s.List(ctx, 2, after)
@@ -86,7 +86,7 @@ func TestListPagesNewestFirst(t *testing.T) {
 		if next == nil {
 			break
 		}
-		c, err := store.ParseCursor(next.String())
+		c, err := mongostore.ParseCursor(next.String())
 		require.NoError(t, err)
 		after = &c
 	}
@@ -96,8 +96,8 @@ func TestListPagesNewestFirst(t *testing.T) {
 
 func TestParseCursorRejectsGarbage(t *testing.T) {
 	for _, s := range []string{"", "!!!", "bm9kb3Q", "YWJjLmlk" /* "abc.id" */, "MTIz" /* "123" */} {
-		_, err := store.ParseCursor(s)
-		require.ErrorIs(t, err, store.ErrBadCursor, s)
+		_, err := mongostore.ParseCursor(s)
+		require.ErrorIs(t, err, mongostore.ErrBadCursor, s)
 	}
 }
 

@@ -1,4 +1,4 @@
-package envconfig_test
+package envread_test
 
 import (
 	"testing"
@@ -6,11 +6,11 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/keda-demo/keda-demo/messaging/envconfig"
+	"github.com/keda-demo/keda-demo/messaging/envread"
 )
 
 func TestScalars(t *testing.T) {
-	r := envconfig.NewReader(envconfig.Map(map[string]string{"D": "1m30s", "N": "7", "BAD_D": "-1s", "BAD_N": "x"}))
+	r := envread.NewReader(envread.Map(map[string]string{"D": "1m30s", "N": "7", "BAD_D": "-1s", "BAD_N": "x"}))
 	require.Equal(t, 90*time.Second, r.Duration("D", time.Second, 0))
 	require.Equal(t, 20*time.Second, r.Duration("UNSET", 20*time.Second, 0))
 	require.Equal(t, 7, r.Int("N", 1, 1, 10))

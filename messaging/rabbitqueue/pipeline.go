@@ -1,4 +1,4 @@
-package queue
+package rabbitqueue
 
 import (
 	"context"
@@ -77,7 +77,7 @@ func (p *pipeline) publish(ctx context.Context, queue string, msg amqp.Publishin
 	sent.Store(true)
 	tag := p.ch.GetNextPublishSeqNo()
 	if err := p.ch.PublishWithContext(ctx, "", queue, true, false, msg); err != nil {
-		return nil, fmt.Errorf("%w: publish: %v", ErrUnavailable, err)
+		return nil, fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
 	}
 	f := &flight{id: msg.MessageId, result: make(chan error, 1), settled: make(chan struct{})}
 	p.pending[tag], p.byID[msg.MessageId] = f, f

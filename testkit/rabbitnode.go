@@ -18,10 +18,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// PrivateBroker is a RabbitMQ node of the test's own (cluster/rabbitmq-node.sh: own node name,
+// RabbitNode is a RabbitMQ node of the test's own (cluster/rabbitmq-node.sh: own node name,
 // ports, epmd, Erlang cookie and data folder), which a test may crash, stop, starve or freeze
-// without touching the broker other packages share. It is stopped when the test ends.
-type PrivateBroker struct {
+// without touching the broker other packages share (Broker). It is stopped when the test ends.
+type RabbitNode struct {
 	t    testing.TB
 	dir  string
 	port int
@@ -32,29 +32,29 @@ type PrivateBroker struct {
 	TLSURL string
 }
 
-// BrokerOption configures StartPrivateBroker.
-type BrokerOption func(*PrivateBroker)
+// NodeOption configures StartRabbitNode.
+type NodeOption func(*RabbitNode)
 
 // WithTLS adds a TLS listener on the next port, serving certDir's cert.pem and key.pem and
 // trusting ca.pem for client certificates (none are required).
-func WithTLS(certDir string) BrokerOption {
-	return func(b *PrivateBroker) { b.env = append(b.env, "RMQ_TLS_DIR="+certDir) }
+func WithTLS(certDir string) NodeOption {
+	return func(b *RabbitNode) { b.env = append(b.env, "RMQ_TLS_DIR="+certDir) }
 }
 
-// StartPrivateBroker starts a node on free ports and waits until it is ready (seconds under load).
+// StartRabbitNode starts a node on free ports and waits until it is ready (seconds under load).
 // Without rabbitmq-server the test is skipped, except under CI=true, where it fails.
-func StartPrivateBroker(t testing.TB, opts ...BrokerOption) *PrivateBroker {
+func StartRabbitNode(t testing.TB, opts ...NodeOption) *RabbitNode {
 	t.Helper()
 	if _, err := exec.LookPath("rabbitmq-server"); err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("rabbitmq-server is required in CI for private broker tests: %v", err)
+			t.Fatalf("rabbitmq-server is required in CI for tests on a RabbitMQ node of their own: %v", err)
 		}
-		t.Skipf("no private RabbitMQ node: rabbitmq-server is not installed (%v)", err)
+		t.Skipf("no RabbitMQ node of the test's own: rabbitmq-server is not installed (%v)", err)
 	}
 	// The test's temporary folder can be too long a path for the node's Unix sockets.
 	dir, err := os.MkdirTemp("", "kdemo-rmq-")
 	require.NoError(t, err)
-	b := &PrivateBroker{t: t, dir: dir, port: freeNodePort(t)}
+	b := &RabbitNode{t: t, dir: dir, port: freeNodePort(t)}
 	for _, o := range opts {
 		o(b)
 	}
@@ -68,7 +68,7 @@ func StartPrivateBroker(t testing.TB, opts ...BrokerOption) *PrivateBroker {
 		}
 		b.signal(syscall.SIGCONT) // a frozen node cannot stop
 		if out, err := b.script("stop", dir); err != nil {
-			t.Logf("stop private broker: %v: %s", err, out)
+			t.Logf("stop RabbitMQ node: %v: %s", err, out)
 		}
 		_ = os.RemoveAll(dir)
 	})
@@ -77,14 +77,14 @@ func StartPrivateBroker(t testing.TB, opts ...BrokerOption) *PrivateBroker {
 }
 
 // Start starts the node again after Kill9 (the data folder is kept); it is a no-op while it runs.
-func (b *PrivateBroker) Start() {
+func (b *RabbitNode) Start() {
 	b.t.Helper()
 	out, err := b.script("start", b.dir, strconv.Itoa(b.port))
-	require.NoError(b.t, err, "start private broker: %s", out)
+	require.NoError(b.t, err, "start RabbitMQ node: %s", out)
 }
 
 // logTail logs the end of the node's log, for a failed test.
-func (b *PrivateBroker) logTail() {
+func (b *RabbitNode) logTail() {
 	raw, err := os.ReadFile(filepath.Join(b.dir, "log", fmt.Sprintf("kdemo-%d@localhost.log", b.port)))
 	if err != nil {
 		b.t.Logf("broker log: %v", err)
@@ -96,7 +96,7 @@ func (b *PrivateBroker) logTail() {
 
 // Kill9 kills the broker's VM with SIGKILL: a crash, with no goodbye to any client. It returns
 // once the VM and its wrapper script are gone, so that Start starts a new node.
-func (b *PrivateBroker) Kill9() {
+func (b *RabbitNode) Kill9() {
 	b.t.Helper()
 	b.signal(syscall.SIGKILL)
 	for _, f := range []string{"vm.pid", "node.pid"} {
@@ -107,21 +107,21 @@ func (b *PrivateBroker) Kill9() {
 }
 
 // Freeze stops the VM (SIGSTOP): connections stay open and nothing answers. Thaw resumes it.
-func (b *PrivateBroker) Freeze() { b.signal(syscall.SIGSTOP) }
+func (b *RabbitNode) Freeze() { b.signal(syscall.SIGSTOP) }
 
 // Thaw resumes a frozen VM.
-func (b *PrivateBroker) Thaw() { b.signal(syscall.SIGCONT) }
+func (b *RabbitNode) Thaw() { b.signal(syscall.SIGCONT) }
 
 // StopApp stops RabbitMQ inside a running VM (rabbitmqctl stop_app): clients are disconnected
 // and reconnects are refused until StartApp.
-func (b *PrivateBroker) StopApp() { b.ctl("stop_app") }
+func (b *RabbitNode) StopApp() { b.ctl("stop_app") }
 
 // StartApp starts RabbitMQ again after StopApp.
-func (b *PrivateBroker) StartApp() { b.ctl("start_app") }
+func (b *RabbitNode) StartApp() { b.ctl("start_app") }
 
 // MemoryAlarm raises (on) or clears the memory alarm: while it is raised the broker blocks every
 // publishing connection (connection.blocked).
-func (b *PrivateBroker) MemoryAlarm(on bool) {
+func (b *RabbitNode) MemoryAlarm(on bool) {
 	if on {
 		b.ctl("set_vm_memory_high_watermark", "absolute", "10MB")
 	} else {
@@ -132,23 +132,23 @@ func (b *PrivateBroker) MemoryAlarm(on bool) {
 // TriggerElection makes the quorum queue's member on this node stand for leader. A single-node
 // quorum queue can come back from a crash with no leader, and stay so
 // (rabbitmq/rabbitmq-server#10070); this is that workaround.
-func (b *PrivateBroker) TriggerElection(queue string) {
+func (b *RabbitNode) TriggerElection(queue string) {
 	b.t.Helper()
 	b.ctl("eval", fmt.Sprintf("ra:trigger_election({'%%2F_%s', node()}).", queue))
 }
 
 // Ctl runs rabbitmqctl against the node and returns its output.
-func (b *PrivateBroker) Ctl(args ...string) string {
+func (b *RabbitNode) Ctl(args ...string) string {
 	b.t.Helper()
 	out, err := b.script(append([]string{"ctl", b.dir}, args...)...)
 	require.NoError(b.t, err, "rabbitmqctl %v: %s", args, out)
 	return out
 }
 
-func (b *PrivateBroker) ctl(args ...string) { b.t.Helper(); b.Ctl(args...) }
+func (b *RabbitNode) ctl(args ...string) { b.t.Helper(); b.Ctl(args...) }
 
 // pid reads one of the script's PID files; 0 when there is none.
-func (b *PrivateBroker) pid(file string) int {
+func (b *RabbitNode) pid(file string) int {
 	raw, err := os.ReadFile(filepath.Join(b.dir, file))
 	if err != nil {
 		return 0 // not started (yet), or stopped
@@ -158,7 +158,7 @@ func (b *PrivateBroker) pid(file string) int {
 	return pid
 }
 
-func (b *PrivateBroker) signal(sig syscall.Signal) {
+func (b *RabbitNode) signal(sig syscall.Signal) {
 	b.t.Helper()
 	pid := b.pid("vm.pid")
 	if pid == 0 {
@@ -169,7 +169,7 @@ func (b *PrivateBroker) signal(sig syscall.Signal) {
 	}
 }
 
-func (b *PrivateBroker) script(args ...string) (string, error) {
+func (b *RabbitNode) script(args ...string) (string, error) {
 	cmd := exec.Command("bash", append([]string{nodeScript()}, args...)...)
 	cmd.Env = append(os.Environ(), b.env...)
 	out, err := cmd.CombinedOutput()
@@ -192,7 +192,7 @@ func freeNodePort(t testing.TB) int {
 			return p
 		}
 	}
-	t.Fatal("no free port set for a private broker")
+	t.Fatal("no free port set for a RabbitMQ node")
 	return 0
 }
 

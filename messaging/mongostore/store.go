@@ -1,5 +1,5 @@
-// Package store keeps the processed records in MongoDB: the processor upserts them, the app lists them.
-package store
+// Package mongostore keeps the processed records in MongoDB: the processor upserts them, the app lists them.
+package mongostore
 
 import (
 	"context"

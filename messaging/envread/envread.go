@@ -1,7 +1,7 @@
-// Package envconfig reads configuration from environment variables, collecting every problem so
+// Package envread reads configuration from environment variables, collecting every problem so
 // that a misconfigured program stops with one message naming all of them. It is a plain reader of
 // strings, numbers and files: what the values mean belongs to its callers (see connenv).
-package envconfig
+package envread
 
 import (
 	"crypto/x509"
