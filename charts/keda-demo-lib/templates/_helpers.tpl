@@ -2,8 +2,9 @@
 keda-demo-lib: the one set of helpers of the keda-demo umbrella chart, its app and processor
 subcharts and its helm test. Helm makes every named template of a release visible to all of its
 charts, so these are defined once here and never copied: this file holds names, labels, images,
-security contexts and the connection env; _workload.tpl builds the pod template and the
-ServiceAccount of app and processor from them.
+security contexts, the connection env and the CA bundles; _serviceaccount.tpl the ServiceAccount
+of app and processor. Each workload's pod spec is written out in its own template
+(charts/app/templates/deployment.yaml, charts/processor/templates/scaledjob.yaml).
 
 Conventions: helpers that name or label a component take (dict "root" $ "component" "app");
 the others take the chart's root context ($). Everything shared between the charts is read from
