@@ -77,10 +77,16 @@ and lint), as the bitnami charts include their validateValues. Takes $.
 {{- end }}
 {{- end }}
 
-{{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
 {{- $app := .Values.app }}
-{{- if and $app.dashboard.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
-{{- fail "app.dashboard.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.dashboard.jobs.enabled=false" }}
+{{- /* The live page's values were app.dashboard.* (next to app.grafanaDashboard.*); the schema
+accepts the old key only so that this can name the new one. */ -}}
+{{- if hasKey $app "dashboard" }}
+{{- fail "app.dashboard was renamed app.livePage: move its keys there (app.livePage.jobs.enabled, app.livePage.maxClients, app.livePage.heartbeat)" }}
+{{- end }}
+
+{{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
+{{- if and $app.livePage.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
+{{- fail "app.livePage.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.livePage.jobs.enabled=false" }}
 {{- end }}
 
 {{- with $k.registryCredentials }}
