@@ -28,8 +28,17 @@ the README rely on <release>-app being the app's Service). */}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* app.kubernetes.io/name of a component: keda-demo-<component> (keda-demo-app,
+keda-demo-processor), a name of its own in the whole cluster as kube-state-metrics or
+keda-operator are; a bare "app" would be matched by every other chart's app. */}}
+{{- define "keda-demo.name" -}}
+{{- printf "keda-demo-%s" .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* What selects a component's pods in this release (Deployment, Service, PDB, NetworkPolicy,
+spread constraints). */}}
 {{- define "keda-demo.selectorLabels" -}}
-app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/name: {{ include "keda-demo.name" . }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end -}}
 
