@@ -51,6 +51,10 @@ func TestBadValues(t *testing.T) {
 		{"the old app.dashboard key, Jobs view off", []string{"app.dashboard.jobs.enabled=false"}, nil, []string{"app.dashboard was renamed app.livePage"}},
 		{"live heartbeat without a unit", []string{"app.livePage.heartbeat=15"}, nil, []string{"heartbeat"}},
 		{"no live clients", []string{"app.livePage.maxClients=0"}, nil, []string{"maxClients"}},
+		{"commonLabels repeating the chart's own label", []string{`global.kedaDemo.commonLabels.app\.kubernetes\.io/name=mine`}, nil, []string{"global.kedaDemo.commonLabels", "app.kubernetes.io/name"}},
+		{"commonLabels value that is no label value", []string{"global.kedaDemo.commonLabels.team=a b"}, nil, []string{"commonLabels"}},
+		{"commonLabels key that is no label key", []string{"global.kedaDemo.commonLabels.-team=a"}, nil, []string{"global.kedaDemo.commonLabels", `"-team" is not a label key`}},
+		{"commonLabels key with a name over 63", []string{"global.kedaDemo.commonLabels.example\\.com/" + strings.Repeat("n", 64) + "=a"}, nil, []string{"global.kedaDemo.commonLabels", "is not a label key"}},
 		{"typo'd Grafana dashboard key", []string{"app.grafanaDashboard.label.a=b"}, nil, []string{"grafanaDashboard", "label"}},
 		{"http trigger with URL secret", []string{"rabbitmq.enabled=false", "global.kedaDemo.externalRabbitmq.urlSecret.name=u", "processor.keda.trigger.protocol=http"}, nil, []string{"processor.keda.trigger.protocol"}},
 	}

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // ownDocs are every object the release renders besides the bitnami charts' (hooks included):
@@ -104,5 +107,70 @@ func TestNameLabels(t *testing.T) {
 	sj := r.one(t, "ScaledJob")
 	if got := str(get(sj.obj, "spec", "jobTargetRef", "template", "metadata", "labels", "app.kubernetes.io/name")); got != "keda-demo-processor" {
 		t.Errorf("processor pods: app.kubernetes.io/name %q", got)
+	}
+}
+
+// TestCommonLabels: global.kedaDemo.commonLabels reach every object of ours and every pod of
+// ours, never a selector and never a bitnami object; an object's own extra labels (podLabels,
+// serviceMonitor.labels, …) win over them; each labels map keeps unique keys.
+func TestCommonLabels(t *testing.T) {
+	r := mustRender(t, values(t, []string{profileFile("production")},
+		"global.kedaDemo.commonLabels.team=payments", `global.kedaDemo.commonLabels.example\.com/cost-center=cc-1`,
+		"app.podLabels.team=web", "processor.job.podLabels.tier=batch", "app.serviceMonitor.labels.release=prom",
+		"app.ingress.enabled=true", "app.networkPolicy.enabled=true", "app.networkPolicy.from[0].namespaceSelector.matchLabels.team=web",
+		"app.serviceMonitor.enabled=true", "app.grafanaDashboard.enabled=true", "app.prometheusRule.enabled=true",
+		"global.kedaDemo.registryCredentials.create=true", "global.kedaDemo.registryCredentials.registry=r.example.com",
+		"global.kedaDemo.registryCredentials.username=u", "global.kedaDemo.registryCredentials.password=p"))
+	own := ownDocs(r)
+	if len(own) < 15 {
+		t.Fatalf("only %d objects of ours", len(own))
+	}
+	for _, d := range own {
+		where := fmt.Sprintf("%s %s", d.obj["kind"], str(get(d.obj, "metadata", "name")))
+		var strict map[string]any
+		if err := yaml.Unmarshal([]byte(d.text), &strict); err != nil {
+			t.Errorf("%s: %v", where, err) // a label key written twice
+		}
+		lbl := labels.Set{}
+		for k, v := range get(d.obj, "metadata", "labels").(map[string]any) {
+			lbl[k] = str(v)
+		}
+		if lbl["team"] != "payments" || lbl["example.com/cost-center"] != "cc-1" {
+			t.Errorf("%s: labels %v lack the commonLabels", where, lbl)
+		}
+		for sw, sel := range selectorsOf(d) {
+			m, _ := sel.(map[string]any)
+			if _, ok := m["example.com/cost-center"]; ok || (m["team"] != nil && !strings.HasPrefix(sw, "from[")) {
+				t.Errorf("%s %s selects by a commonLabel: %v", where, sw, m)
+			}
+		}
+	}
+	if sm := r.one(t, "ServiceMonitor"); str(get(sm.obj, "metadata", "labels", "release")) != "prom" {
+		t.Errorf("ServiceMonitor lost its own labels: %v", get(sm.obj, "metadata", "labels"))
+	}
+	pods := ourPods(t, r)
+	if len(pods) < 3 {
+		t.Fatalf("only %d pods of ours", len(pods))
+	}
+	for _, p := range pods {
+		want := "payments"
+		if strings.HasPrefix(p.where, "Deployment ") {
+			want = "web" // app.podLabels over commonLabels
+		}
+		if p.meta.Labels["team"] != want || p.meta.Labels["example.com/cost-center"] != "cc-1" {
+			t.Errorf("%s: pod labels %v, want team=%s and the cost-center", p.where, p.meta.Labels, want)
+		}
+		if strings.HasPrefix(p.where, "ScaledJob ") && p.meta.Labels["tier"] != "batch" {
+			t.Errorf("%s: processor.job.podLabels lost: %v", p.where, p.meta.Labels)
+		}
+	}
+	bd := r.bitnamiDocs()
+	if bitnamiArchivesPresent() && len(bd) == 0 {
+		t.Fatal("no bitnami objects rendered")
+	}
+	for _, d := range bd {
+		if get(d.obj, "metadata", "labels", "team") != nil {
+			t.Errorf("bitnami %s %s got our commonLabels", d.obj["kind"], get(d.obj, "metadata", "name"))
+		}
 	}
 }

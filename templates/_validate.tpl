@@ -89,6 +89,20 @@ accepts the old key only so that this can name the new one. */ -}}
 {{- fail "app.livePage.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.livePage.jobs.enabled=false" }}
 {{- end }}
 
+{{- /* commonLabels add to the chart's labels, never replace them: the selectors use two of them. */ -}}
+{{- range $key, $_ := $k.commonLabels }}
+{{- /* A label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters.
+(Here, not in the schema: Helm's schema errors misplace a propertyNames failure.) */ -}}
+{{- $name := regexReplaceAll "^.*/" $key "" }}
+{{- $prefixSlash := sub (len $key) (len $name) }}
+{{- if or (not (regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$" $key)) (gt (len $name) 63) (gt $prefixSlash 254) }}
+{{- fail (printf "global.kedaDemo.commonLabels: %q is not a label key (an optional DNS subdomain and /, then a name of letters, digits, '-', '_' or '.', at most 63 characters)" $key) }}
+{{- end }}
+{{- if has $key (list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component") }}
+{{- fail (printf "global.kedaDemo.commonLabels sets %s, which the chart sets itself on every object: choose another key" $key) }}
+{{- end }}
+{{- end }}
+
 {{- with $k.registryCredentials }}
 {{- if and .create (not (and .registry .username .password)) }}
 {{- fail "global.kedaDemo.registryCredentials.create=true needs global.kedaDemo.registryCredentials.registry, .username and .password" }}

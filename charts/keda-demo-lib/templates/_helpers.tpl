@@ -36,12 +36,17 @@ keda-operator are; a bare "app" would be matched by every other chart's app. */}
 {{- end -}}
 
 {{/* What selects a component's pods in this release (Deployment, Service, PDB, NetworkPolicy,
-spread constraints). */}}
+spread constraints): never global.kedaDemo.commonLabels, since a Deployment's selector is
+immutable. */}}
 {{- define "keda-demo.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "keda-demo.name" . }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end -}}
 
+{{/* The labels of every object of ours and of our pods: the chart's own, then
+global.kedaDemo.commonLabels, and over those the object's own extra labels when given as
+"extra" (podLabels, serviceMonitor.labels, …). _validate.tpl refuses commonLabels that would
+repeat one of the chart's own keys. */}}
 {{- define "keda-demo.labels" -}}
 helm.sh/chart: {{ include "keda-demo.chart" .root }}
 {{ include "keda-demo.selectorLabels" . }}
@@ -49,6 +54,9 @@ app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: keda-demo
 app.kubernetes.io/component: {{ .component }}
+{{- with merge (deepCopy (.extra | default dict)) (deepCopy (.root.Values.global.kedaDemo.commonLabels | default dict)) }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Same naming rule as bitnami's common.names.fullname (bitnami/common templates/_names.tpl):
