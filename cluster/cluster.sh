@@ -394,7 +394,7 @@ images() { # the app and processor images of this tree, imported into the node, 
   phase "images built and imported"
 }
 
-release() { # install or upgrade the chart: external mode against the host's RabbitMQ node and FerretDB
+release() { # install or upgrade (or reinstall, when a Deployment selector changed) the chart: external mode against the host's RabbitMQ node and FerretDB
   local addr
   addr=$(cd "$ROOT" && go run ./cluster/release --kubeconfig "$KC" --namespace "$NAMESPACE" --release "$RELEASE" \
     --secret "keda-demo-rabbitmq-credentials/rabbitmq-password=@$STATE/rabbitmq-password" \

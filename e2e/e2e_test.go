@@ -782,7 +782,7 @@ func (e *env) secondUpRollsNewImages(t *testing.T) {
 	}
 	dg := strings.SplitN(after, "@", 2)[1]
 	e.eventually("every app pod on "+dg, 2*time.Minute, func() (bool, error) {
-		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=app,app.kubernetes.io/instance=" + relName})
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
 		if err != nil || len(pods.Items) == 0 {
 			return false, err
 		}
@@ -809,7 +809,7 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 	e.needRelease(t)
 	jobsBefore := e.jobNames(t)
 	pods := func() map[string]bool {
-		list, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=app,app.kubernetes.io/instance=" + relName})
+		list, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
 		must(t, err)
 		names := map[string]bool{}
 		for _, p := range list.Items {

@@ -77,10 +77,30 @@ and lint), as the bitnami charts include their validateValues. Takes $.
 {{- end }}
 {{- end }}
 
-{{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
 {{- $app := .Values.app }}
-{{- if and $app.dashboard.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
-{{- fail "app.dashboard.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.dashboard.jobs.enabled=false" }}
+{{- /* The live page's values were app.dashboard.* (next to app.grafanaDashboard.*); the schema
+accepts the old key only so that this can name the new one. */ -}}
+{{- if hasKey $app "dashboard" }}
+{{- fail "app.dashboard was renamed app.livePage: move its keys there (app.livePage.jobs.enabled, app.livePage.maxClients, app.livePage.heartbeat)" }}
+{{- end }}
+
+{{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
+{{- if and $app.livePage.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
+{{- fail "app.livePage.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.livePage.jobs.enabled=false" }}
+{{- end }}
+
+{{- /* commonLabels add to the chart's labels, never replace them: the selectors use two of them. */ -}}
+{{- range $key, $_ := $k.commonLabels }}
+{{- /* A label key: an optional DNS-subdomain prefix and "/", then a name of at most 63 characters.
+(Here, not in the schema: Helm's schema errors misplace a propertyNames failure.) */ -}}
+{{- $name := regexReplaceAll "^.*/" $key "" }}
+{{- $prefixSlash := sub (len $key) (len $name) }}
+{{- if or (not (regexMatch "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$" $key)) (gt (len $name) 63) (gt $prefixSlash 254) }}
+{{- fail (printf "global.kedaDemo.commonLabels: %q is not a label key (an optional DNS subdomain and /, then a name of letters, digits, '-', '_' or '.', at most 63 characters)" $key) }}
+{{- end }}
+{{- if has $key (list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/part-of" "app.kubernetes.io/component") }}
+{{- fail (printf "global.kedaDemo.commonLabels sets %s, which the chart sets itself on every object: choose another key" $key) }}
+{{- end }}
 {{- end }}
 
 {{- with $k.registryCredentials }}

@@ -1,7 +1,8 @@
 // Command release installs or upgrades the chart on the local cluster for `task up`, with the
 // Helm SDK (the helm CLI refuses a chart whose bitnami dependencies are missing from charts/, even
 // when they are disabled), waits until every pod and the ScaledJob are Ready, and prints the app
-// Service's ClusterIP:port on stdout.
+// Service's ClusterIP:port on stdout. A kept release whose Deployment selector the chart now
+// renders differently (immutable, so an upgrade would fail) is uninstalled and installed anew.
 package main
 
 import (
@@ -16,9 +17,12 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"helm.sh/helm/v3/pkg/strvals"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -27,6 +31,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 )
 
 type multi []string
@@ -119,10 +124,33 @@ func (o opts) run(ctx context.Context) (string, error) {
 	} else if err != nil {
 		return "", fmt.Errorf("release history %s: %w", o.release, err)
 	} else {
-		up := action.NewUpgrade(helm)
-		up.Namespace, up.Wait, up.Timeout = ns, true, o.timeout
-		if _, err := up.RunWithContext(ctx, o.release, ch, vals); err != nil {
-			return "", fmt.Errorf("helm upgrade %s: %w", o.release, err)
+		// A kept state (`task down` then `task up`) may hold a release whose Deployment selector
+		// this chart renders differently (0.1.0 renamed app.kubernetes.io/name app ->
+		// keda-demo-app): a selector is immutable, so the upgrade would fail; reinstall instead.
+		changed, err := o.selectorChange(ctx, cs, helm, vals)
+		if err != nil {
+			return "", err
+		}
+		if changed != "" {
+			fmt.Fprintf(os.Stderr, "release: %s; a Deployment's selector is immutable, so %s is uninstalled and installed anew\n", changed, o.release)
+			un := action.NewUninstall(helm)
+			// Foreground: the old pods are gone before the new release starts its own.
+			un.Wait, un.Timeout, un.DeletionPropagation = true, o.timeout, "foreground"
+			if _, err := un.Run(o.release); err != nil {
+				return "", fmt.Errorf("helm uninstall %s: %w", o.release, err)
+			}
+			verb = "reinstalled"
+			in := action.NewInstall(helm)
+			in.ReleaseName, in.Namespace, in.Wait, in.Timeout = o.release, ns, true, o.timeout
+			if _, err := in.RunWithContext(ctx, ch, vals); err != nil {
+				return "", fmt.Errorf("helm install %s: %w", o.release, err)
+			}
+		} else {
+			up := action.NewUpgrade(helm)
+			up.Namespace, up.Wait, up.Timeout = ns, true, o.timeout
+			if _, err := up.RunWithContext(ctx, o.release, ch, vals); err != nil {
+				return "", fmt.Errorf("helm upgrade %s: %w", o.release, err)
+			}
 		}
 	}
 	fmt.Fprintf(os.Stderr, "release: %s %s in %s\n", verb, o.release, time.Since(start).Round(100*time.Millisecond))
@@ -134,6 +162,49 @@ func (o opts) run(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("app Service: %w", err)
 	}
 	return fmt.Sprintf("%s:%d", svc.Spec.ClusterIP, svc.Spec.Ports[0].Port), nil
+}
+
+// selectorChange renders the upgrade (a server-side dry run: nothing changes) and compares each
+// rendered Deployment's spec.selector with the one in the cluster; it describes the first that
+// differs, or returns "" when none does (or the Deployment does not exist yet).
+func (o opts) selectorChange(ctx context.Context, cs kubernetes.Interface, helm *action.Configuration, vals map[string]any) (string, error) {
+	// A chart of its own: an upgrade run prunes the disabled subcharts from the one it is given.
+	ch, err := loader.Load(o.chart)
+	if err != nil {
+		return "", fmt.Errorf("load chart %s: %w", o.chart, err)
+	}
+	dry := action.NewUpgrade(helm)
+	dry.Namespace, dry.DryRun, dry.DryRunOption = o.namespace, true, "server"
+	rel, err := dry.RunWithContext(ctx, o.release, ch, vals)
+	if err != nil {
+		return "", fmt.Errorf("helm upgrade --dry-run=server %s: %w", o.release, err)
+	}
+	for _, m := range releaseutil.SplitManifests(rel.Manifest) {
+		var tm metav1.TypeMeta
+		if err := yaml.Unmarshal([]byte(m), &tm); err != nil || tm.Kind != "Deployment" || tm.APIVersion != "apps/v1" {
+			continue
+		}
+		var want appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(m), &want); err != nil {
+			return "", fmt.Errorf("rendered Deployment: %w", err)
+		}
+		ns := want.Namespace
+		if ns == "" {
+			ns = o.namespace
+		}
+		have, err := cs.AppsV1().Deployments(ns).Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("Deployment %s/%s: %w", ns, want.Name, err)
+		}
+		if !apiequality.Semantic.DeepEqual(have.Spec.Selector, want.Spec.Selector) {
+			return fmt.Sprintf("Deployment %s/%s's selector changes from %s to %s", ns, want.Name,
+				metav1.FormatLabelSelector(have.Spec.Selector), metav1.FormatLabelSelector(want.Spec.Selector)), nil
+		}
+	}
+	return "", nil
 }
 
 func (o opts) ensureNamespace(ctx context.Context, cs kubernetes.Interface) error {

@@ -47,7 +47,7 @@ type Config struct {
 const namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // Run watches until ctx ends. Without a selector, outside a cluster or without a mounted token
-// (the chart mounts it only with app.dashboard.jobs.enabled), it reports "disabled" and returns.
+// (the chart mounts it only with app.livePage.jobs.enabled), it reports "disabled" and returns.
 func Run(ctx context.Context, cfg Config, sink Sink, log *slog.Logger) {
 	disabled := func(detail string, err error) {
 		attrs := []any{"reason", detail}
@@ -67,7 +67,7 @@ func Run(ctx context.Context, cfg Config, sink Sink, log *slog.Logger) {
 		disabled("not running in Kubernetes", nil)
 		return
 	case errors.Is(err, fs.ErrNotExist):
-		disabled("the app's ServiceAccount token is not mounted (app.dashboard.jobs.enabled=false)", err)
+		disabled("the app's ServiceAccount token is not mounted (app.livePage.jobs.enabled=false)", err)
 		return
 	case err != nil:
 		disabled("no usable in-cluster credentials", err)
@@ -118,7 +118,7 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 		st := live.JobsStatus{State: live.JobsFailing, Detail: "the Kubernetes API does not answer; retrying"}
 		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
 			st = live.JobsStatus{State: live.JobsForbidden, Detail: fmt.Sprintf(
-				"the app's ServiceAccount may not list Jobs and pods in namespace %s (the chart's Role comes with app.dashboard.jobs.enabled=true)", cfg.Namespace)}
+				"the app's ServiceAccount may not list Jobs and pods in namespace %s (the chart's Role comes with app.livePage.jobs.enabled=true)", cfg.Namespace)}
 		}
 		sink.SetJobsStatus(st)
 		log.Warn("jobs watch failed", "state", st.State, "error", err.Error())

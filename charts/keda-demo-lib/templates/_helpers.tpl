@@ -2,8 +2,9 @@
 keda-demo-lib: the one set of helpers of the keda-demo umbrella chart, its app and processor
 subcharts and its helm test. Helm makes every named template of a release visible to all of its
 charts, so these are defined once here and never copied: this file holds names, labels, images,
-security contexts and the connection env; _workload.tpl builds the pod template and the
-ServiceAccount of app and processor from them.
+security contexts, the connection env and the CA bundles; _serviceaccount.tpl the ServiceAccount
+of app and processor. Each workload's pod spec is written out in its own template
+(charts/app/templates/deployment.yaml, charts/processor/templates/scaledjob.yaml).
 
 Conventions: helpers that name or label a component take (dict "root" $ "component" "app");
 the others take the chart's root context ($). Everything shared between the charts is read from
@@ -27,11 +28,25 @@ the README rely on <release>-app being the app's Service). */}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* app.kubernetes.io/name of a component: keda-demo-<component> (keda-demo-app,
+keda-demo-processor), a name of its own in the whole cluster as kube-state-metrics or
+keda-operator are; a bare "app" would be matched by every other chart's app. */}}
+{{- define "keda-demo.name" -}}
+{{- printf "keda-demo-%s" .component | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* What selects a component's pods in this release (Deployment, Service, PDB, NetworkPolicy,
+spread constraints): never global.kedaDemo.commonLabels, since a Deployment's selector is
+immutable. */}}
 {{- define "keda-demo.selectorLabels" -}}
-app.kubernetes.io/name: {{ .component }}
+app.kubernetes.io/name: {{ include "keda-demo.name" . }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 {{- end -}}
 
+{{/* The labels of every object of ours and of our pods: the chart's own, then
+global.kedaDemo.commonLabels, and over those the object's own extra labels when given as
+"extra" (podLabels, serviceMonitor.labels, …). _validate.tpl refuses commonLabels that would
+repeat one of the chart's own keys. */}}
 {{- define "keda-demo.labels" -}}
 helm.sh/chart: {{ include "keda-demo.chart" .root }}
 {{ include "keda-demo.selectorLabels" . }}
@@ -39,6 +54,9 @@ app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 app.kubernetes.io/part-of: keda-demo
 app.kubernetes.io/component: {{ .component }}
+{{- with merge (deepCopy (.extra | default dict)) (deepCopy (.root.Values.global.kedaDemo.commonLabels | default dict)) }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}
 
 {{/* Same naming rule as bitnami's common.names.fullname (bitnami/common templates/_names.tpl):

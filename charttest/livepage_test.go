@@ -30,8 +30,8 @@ func TestJobsView(t *testing.T) {
 	}{
 		{"default", nil, true, "keda-demo-app"},
 		{"own account", []string{"app.serviceAccount.create=false", "app.serviceAccount.name=demo-viewer"}, true, "demo-viewer"},
-		{"off", []string{"app.dashboard.jobs.enabled=false"}, false, "keda-demo-app"},
-		{"off, default account", []string{"app.dashboard.jobs.enabled=false", "app.serviceAccount.create=false"}, false, "default"},
+		{"off", []string{"app.livePage.jobs.enabled=false"}, false, "keda-demo-app"},
+		{"off, default account", []string{"app.livePage.jobs.enabled=false", "app.serviceAccount.create=false"}, false, "default"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
