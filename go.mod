@@ -279,9 +279,9 @@ tool (
 require (
 	github.com/Masterminds/semver/v3 v3.5.0
 	github.com/google/go-containerregistry v0.22.1
-	github.com/keda-demo/keda-demo/imagebuild v0.0.0
+	github.com/keda-demo/keda-demo/publish/imagebuild v0.0.0
 	github.com/keda-demo/keda-demo/messaging v0.0.0
-	github.com/keda-demo/keda-demo/testkit v0.0.0
+	github.com/keda-demo/keda-demo/tests/testkit v0.0.0
 	github.com/prometheus/prometheus v0.314.0
 	github.com/rabbitmq/amqp091-go v1.17.0
 	github.com/stretchr/testify v1.12.1
@@ -293,7 +293,7 @@ require (
 
 replace (
 	github.com/keda-demo/keda-demo/messaging => ./messaging
-	github.com/keda-demo/keda-demo/testkit => ./testkit
+	github.com/keda-demo/keda-demo/tests/testkit => ./tests/testkit
 )
 
-replace github.com/keda-demo/keda-demo/imagebuild => ./imagebuild
+replace github.com/keda-demo/keda-demo/publish/imagebuild => ./publish/imagebuild

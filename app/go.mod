@@ -112,7 +112,7 @@ require (
 require (
 	github.com/google/uuid v1.6.0
 	github.com/keda-demo/keda-demo/messaging v0.0.0
-	github.com/keda-demo/keda-demo/testkit v0.0.0
+	github.com/keda-demo/keda-demo/tests/testkit v0.0.0
 	github.com/labstack/echo/v4 v4.16.5
 	github.com/prometheus/client_golang v1.25.0
 	github.com/rabbitmq/amqp091-go v1.17.0
@@ -124,5 +124,5 @@ require (
 
 replace (
 	github.com/keda-demo/keda-demo/messaging => ../messaging
-	github.com/keda-demo/keda-demo/testkit => ../testkit
+	github.com/keda-demo/keda-demo/tests/testkit => ../tests/testkit
 )

@@ -2,7 +2,7 @@
 # cluster/cluster.sh up|down|status — the whole demo on this machine: a single-node Kubernetes
 # cluster built from source, the real KEDA operator, a private RabbitMQ node and a MongoDB-wire
 # server (FerretDB) on the host, and the chart installed with images built from this tree.
-# `go tool task up` / `task down` run it, and so does the e2e (e2e/run.sh).
+# `go tool task up` / `task down` run it, and so does the e2e (tests/e2e/run.sh).
 #
 #   up      builds what is missing (cached by version in $CACHE), starts what is not running and
 #           installs or upgrades the release; prints the app's URL, the kubeconfig and `task down`.
@@ -305,7 +305,7 @@ build() { # what is missing, into $CACHE; says first what a cold build costs
   if [ ! -s "$PAUSE_TAR" ]; then
     local tmp; tmp=$(mktemp -d); mkdir -p "$(dirname "$PAUSE_TAR")"
     (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/pause" ./cluster/pause &&
-      go run ./imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin "$tmp/pause" --out "$PAUSE_TAR")
+      go run ./publish/imagebuild/cmd/imagebuild single --ref registry.k8s.io/pause:3.10 --bin "$tmp/pause" --out "$PAUSE_TAR")
     rm -rf "$tmp"
   fi
   phase "components built"
@@ -373,7 +373,7 @@ keda() { # KEDA's CRDs (server-side apply) and its operator, run out of cluster
 images() { # the app and processor images of this tree, imported into the node, named by digest too
   local oci=$RUN/oci out
   rm -rf "$oci" "$RUN/images.tar"
-  out=$(cd "$ROOT" && go run ./imagebuild/cmd/imagebuild --backend go --oci-layout "$oci" --platforms "linux/$(go env GOARCH)" ${KEDA_DEMO_IMAGEBUILD_ARGS:-} 2>&1 >/dev/null) ||
+  out=$(cd "$ROOT" && go run ./publish/imagebuild/cmd/imagebuild --backend go --oci-layout "$oci" --platforms "linux/$(go env GOARCH)" ${KEDA_DEMO_IMAGEBUILD_ARGS:-} 2>&1 >/dev/null) ||
     { echo "$out" >&2; return 1; }
   tar -C "$oci" -cf "$RUN/images.tar" .
   local ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io) line ref dg repo

@@ -1,4 +1,4 @@
-# cluster/env.sh — sourced (bash) by cluster/cluster.sh and e2e/run.sh before they read a setting.
+# cluster/env.sh — sourced (bash) by cluster/cluster.sh and tests/e2e/run.sh before they read a setting.
 # The tooling's variables are KEDA_DEMO_*. The KDEMO_* names they had before are read for one
 # release: each one set is exported under its new name, unless that is set too (the new name wins),
 # and unset, with a warning on stderr.

@@ -1,5 +1,5 @@
 // Package cluster holds the scripts that run the demo on this machine; this test checks
-// cluster/env.sh, which cluster.sh and e2e/run.sh source.
+// cluster/env.sh, which cluster.sh and tests/e2e/run.sh source.
 package cluster
 
 import (
@@ -61,7 +61,7 @@ func TestOldEnvNames(t *testing.T) {
 
 // No code outside env.sh reads a KDEMO_* name: the scripts and the e2e read KEDA_DEMO_* only.
 func TestScriptsReadOnlyNewNames(t *testing.T) {
-	for _, f := range []string{"cluster.sh", "../e2e/run.sh", "../e2e/e2e_test.go", "../Taskfile.yml", "../.ci/run"} {
+	for _, f := range []string{"cluster.sh", "../tests/e2e/run.sh", "../tests/e2e/e2e_test.go", "../Taskfile.yml", "../.ci/run"} {
 		raw, err := os.ReadFile(f)
 		require.NoError(t, err)
 		for _, line := range strings.Split(string(raw), "\n") {

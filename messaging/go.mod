@@ -76,6 +76,6 @@ require (
 	modernc.org/token v1.1.0 // indirect
 )
 
-require github.com/keda-demo/keda-demo/testkit v0.0.0
+require github.com/keda-demo/keda-demo/tests/testkit v0.0.0
 
-replace github.com/keda-demo/keda-demo/testkit => ../testkit
+replace github.com/keda-demo/keda-demo/tests/testkit => ../tests/testkit

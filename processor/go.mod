@@ -4,7 +4,7 @@ go 1.26.4
 
 require (
 	github.com/keda-demo/keda-demo/messaging v0.0.0
-	github.com/keda-demo/keda-demo/testkit v0.0.0
+	github.com/keda-demo/keda-demo/tests/testkit v0.0.0
 	github.com/rabbitmq/amqp091-go v1.17.0
 	github.com/stretchr/testify v1.12.1
 )
@@ -80,5 +80,5 @@ require (
 
 replace (
 	github.com/keda-demo/keda-demo/messaging => ../messaging
-	github.com/keda-demo/keda-demo/testkit => ../testkit
+	github.com/keda-demo/keda-demo/tests/testkit => ../tests/testkit
 )

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 func open(t *testing.T) (*mongostore.Store, *testkit.FerretDB) {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // boundedPublishes runs n concurrent publishes with timeout each and returns their errors. Each

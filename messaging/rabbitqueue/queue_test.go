@@ -17,7 +17,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 func setup(t *testing.T) (*testkit.Broker, rabbitqueue.Broker) {

@@ -21,7 +21,7 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // fakeQueue records what would have been published and answers with err.

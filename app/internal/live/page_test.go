@@ -19,7 +19,7 @@ import (
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // fakeCluster plays the broker, KEDA and the processor behind the page: each message sent makes

@@ -10,7 +10,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // Against a real broker behind a cuttable proxy: counts, a missing queue, an outage, recovery.

@@ -22,7 +22,7 @@ import (
 
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 const benchMessages = 2000

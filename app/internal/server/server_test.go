@@ -19,7 +19,7 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // app is a running app with real dependencies: RabbitMQ behind a cuttable proxy, and FerretDB.

@@ -21,7 +21,7 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
-	"github.com/keda-demo/keda-demo/testkit"
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // bin is the processor binary, built with the fault-injection hook.
