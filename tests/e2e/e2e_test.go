@@ -115,28 +115,7 @@ var (
 // A step run so installs first what the steps before it would have left (KEDA, the release),
 // or, where that cannot be, skips and says which step it must run before.
 func TestE2E(t *testing.T) {
-	if runDir == "" || stateDir == "" {
-		t.Fatal("KEDA_DEMO_RUN and KEDA_DEMO_STATE must be set: run `go tool task e2e` (tests/e2e/run.sh)")
-	}
-	kc := filepath.Join(stateDir, "admin.kubeconfig")
-	must(t, os.Setenv("KUBECONFIG", kc))
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
-	must(t, err)
-	cfg.QPS, cfg.Burst = 50, 100
-	e := &env{t: t, ctx: ctx, rest: cfg}
-	e.cs = kubernetes.NewForConfigOrDie(cfg)
-	e.dyn = dynamic.NewForConfigOrDie(cfg)
-	e.initHelm()
-	e.chart, err = loader.Load(chartDir)
-	must(t, err)
-
-	pw, err := os.ReadFile(filepath.Join(stateDir, "rabbitmq-password"))
-	must(t, err)
-	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, strings.TrimSpace(string(pw))),
-		Host: "127.0.0.1:" + rmqPort, Path: "/" + rmqVhost}).String()
-
+	e := newEnv(t)
 	steps := []struct {
 		name string
 		fn   func(*testing.T)
@@ -167,6 +146,34 @@ func TestE2E(t *testing.T) {
 			t.FailNow()
 		}
 	}
+}
+
+// newEnv connects to the cluster of tests/e2e/run.sh (or of `task up`, for the scale benchmark):
+// KEDA_DEMO_RUN and KEDA_DEMO_STATE name its folders.
+func newEnv(t *testing.T) *env {
+	if runDir == "" || stateDir == "" {
+		t.Fatal("KEDA_DEMO_RUN and KEDA_DEMO_STATE must be set: run `go tool task e2e` (tests/e2e/run.sh)")
+	}
+	kc := filepath.Join(stateDir, "admin.kubeconfig")
+	must(t, os.Setenv("KUBECONFIG", kc))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
+	must(t, err)
+	cfg.QPS, cfg.Burst = 50, 100
+	e := &env{t: t, ctx: ctx, rest: cfg}
+	e.cs = kubernetes.NewForConfigOrDie(cfg)
+	e.dyn = dynamic.NewForConfigOrDie(cfg)
+	e.initHelm()
+	e.chart, err = loader.Load(chartDir)
+	must(t, err)
+
+	pw, err := os.ReadFile(filepath.Join(stateDir, "rabbitmq-password"))
+	must(t, err)
+	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, strings.TrimSpace(string(pw))),
+		Host: "127.0.0.1:" + rmqPort, Path: "/" + rmqVhost}).String()
+
+	return e
 }
 
 func must(t testing.TB, err error) {
@@ -229,8 +236,14 @@ func scenarioSets(extra ...string) []string {
 // env, e.g. KEDA_DEMO_IMAGEBUILD_ARGS), and returns what it printed on stdout and how long it took.
 func (e *env) up(t *testing.T, env []string, extraSets ...string) (string, time.Duration) {
 	t.Helper()
+	return e.upWith(t, env, scenarioSets(extraSets...))
+}
+
+// upWith runs `cluster/cluster.sh up` with exactly these --set values.
+func (e *env) upWith(t *testing.T, env, values []string) (string, time.Duration) {
+	t.Helper()
 	var sets []string
-	for _, s := range scenarioSets(extraSets...) {
+	for _, s := range values {
 		sets = append(sets, "--set", s)
 	}
 	cmd := exec.CommandContext(e.ctx, "bash", "cluster/cluster.sh", "up")

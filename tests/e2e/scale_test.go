@@ -1,0 +1,404 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+)
+
+// TestBenchScale is `go tool task bench-scale`: on the cluster of `task up`, a burst of
+// BENCH_MESSAGES (default 300) with 0 s of work through POST /send, scaled by the ScaledJob at the
+// chart's defaults (BENCH_SETS adds --set values, e.g. "processor.keda.maxReplicaCount=30"), then,
+// in the same run, the node's own limit for one pod per message: one Indexed Job with
+// completions=M, parallelism=maxReplicaCount and the processor's own pod template on the empty
+// queue (each pod connects, finds nothing and exits 0), the Job controller's best schedule. It
+// prints one line starting `bench-scale:` (also appended to $KEDA_DEMO_RUN/bench-scale.txt):
+// Jobs per message (only the Jobs this burst created), Jobs that found the queue empty, the time
+// until the M-th record, the baseline's time and the ratio baseline ÷ KEDA, the most Jobs and Pods
+// the API server held at once, and the app pods' peak RSS and CPU seconds during the burst.
+func TestBenchScale(t *testing.T) {
+	if os.Getenv("KEDA_DEMO_BENCH_SCALE") == "" {
+		t.Skip("a benchmark, not a test: run it with `go tool task bench-scale`")
+	}
+	e := newEnv(t)
+	m := 300
+	if v := os.Getenv("BENCH_MESSAGES"); v != "" {
+		var err error
+		m, err = strconv.Atoi(v)
+		must(t, err)
+	}
+	sets := append([]string{"processor.workDurationSeconds=0"}, strings.Fields(os.Getenv("BENCH_SETS"))...)
+	out, _ := e.upWith(t, nil, sets)
+	u := printedURL.FindStringSubmatch(out)
+	if u == nil {
+		t.Fatalf("up printed no app URL:\n%s", out)
+	}
+	e.appURL = u[1]
+
+	sj, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
+	must(t, err)
+	spec := sj.Object["spec"].(map[string]any)
+	n := int(spec["maxReplicaCount"].(int64))
+	polling := int(spec["pollingInterval"].(int64))
+	var tmpl corev1.PodTemplateSpec
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(spec["jobTargetRef"].(map[string]any)["template"].(map[string]any), &tmpl))
+	strategy, _ := spec["scalingStrategy"].(map[string]any)
+	e.purge(t)
+
+	watcher := e.watchJobs(t, "scaledjob.keda.sh/name="+relName+"-processor")
+	sampler := e.sampleLoad(t)
+	prefix := fmt.Sprintf("scale-%d-", time.Now().Unix())
+	start := time.Now()
+	e.sendBurst(t, prefix, m)
+	published := time.Since(start)
+	recs := e.waitPrefixRecords(t, prefix, m, 30*time.Minute)
+	var last time.Time
+	storedBy := map[string]bool{}
+	for _, r := range recs {
+		if r.ProcessedAt.After(last) {
+			last = r.ProcessedAt
+		}
+		storedBy[r.Job] = true
+	}
+	keda := last.Sub(start)
+	created := watcher.settle(t, e, time.Duration(3*polling)*time.Second)
+	load := sampler.stop()
+	empty := 0
+	for name := range created {
+		if !storedBy[name] {
+			empty++
+		}
+	}
+	if len(recs) != m {
+		t.Errorf("%d records for %d messages", len(recs), m)
+	}
+	baseline := e.baseline(t, tmpl, m, n)
+	line := fmt.Sprintf("bench-scale: messages=%d max_replicas=%d polling_s=%d history=%v/%v strategy=%v pending_conditions=%v jobs=%d jobs_per_message=%.2f jobs_empty=%d keda_s=%.1f baseline_s=%.1f ratio=%.2f publish_s=%.1f max_jobs=%d max_pods=%d app_peak_rss_mib=%.0f app_cpu_s=%.1f",
+		m, n, polling, spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"], strategy["strategy"], strategy["pendingPodConditions"],
+		len(created), float64(len(created))/float64(m), empty, keda.Seconds(), baseline.Seconds(), baseline.Seconds()/keda.Seconds(),
+		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu)
+	fmt.Println(line)
+	f, err := os.OpenFile(filepath.Join(runDir, "bench-scale.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err == nil {
+		fmt.Fprintln(f, time.Now().UTC().Format(time.RFC3339), line)
+		f.Close()
+	}
+}
+
+// purge empties the work queue, so a burst starts from nothing.
+func (e *env) purge(t *testing.T) {
+	conn, err := amqp.Dial(e.amqpURL)
+	must(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel()
+	must(t, err)
+	_, err = ch.QueuePurge(queue, false)
+	must(t, err)
+}
+
+// sendBurst posts m messages named prefix<i> through POST /send, 8 at a time; each must get
+// its 202 (retried for up to 30 s on a 503, as a client would).
+func (e *env) sendBurst(t *testing.T, prefix string, m int) {
+	work := make(chan int)
+	errs := make(chan error, m)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				u := e.appURL + "/send?" + url.Values{"name": {fmt.Sprintf("%s%04d", prefix, i)}, "content": {"bench"}}.Encode()
+				end := time.Now().Add(30 * time.Second)
+				for {
+					resp, err := http.Post(u, "", nil)
+					if err == nil {
+						resp.Body.Close()
+						if resp.StatusCode == http.StatusAccepted {
+							break
+						}
+						err = fmt.Errorf("POST /send: %s", resp.Status)
+					}
+					if time.Now().After(end) {
+						errs <- err
+						break
+					}
+					time.Sleep(200 * time.Millisecond)
+				}
+			}
+		}()
+	}
+	for i := range m {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+type record struct {
+	ID, Name, Job string
+	ProcessedAt   time.Time
+}
+
+var nextLink = regexp.MustCompile(`<([^>]+)>;\s*rel="next"`)
+
+// waitPrefixRecords pages through GET /data until it holds m records named prefix…, and
+// returns them.
+func (e *env) waitPrefixRecords(t *testing.T, prefix string, m int, timeout time.Duration) []record {
+	var got []record
+	e.eventually(fmt.Sprintf("%d records named %s…", m, prefix), timeout, func() (bool, error) {
+		got = got[:0]
+		next := "/data?limit=1000"
+		for page := 0; next != "" && page < 100; page++ {
+			resp, err := http.Get(e.appURL + next)
+			if err != nil {
+				return false, err
+			}
+			var recs []record
+			err = json.NewDecoder(resp.Body).Decode(&recs)
+			resp.Body.Close()
+			if err != nil {
+				return false, err
+			}
+			for _, r := range recs {
+				if strings.HasPrefix(r.Name, prefix) {
+					got = append(got, r)
+				}
+			}
+			next = ""
+			if l := nextLink.FindStringSubmatch(resp.Header.Get("Link")); l != nil {
+				next = l[1]
+			}
+		}
+		return len(got) >= m, fmt.Errorf("%d of %d", len(got), m)
+	})
+	return got
+}
+
+// jobWatch records every Job of a selector created after it started (KEDA deletes finished
+// Jobs beyond the history limits, so a listing at the end would miss them) and which finished.
+type jobWatch struct {
+	mu       sync.Mutex
+	created  map[string]time.Time
+	finished map[string]bool
+	stop     func()
+}
+
+func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
+	jobs := e.cs.BatchV1().Jobs(namespace)
+	l, err := jobs.List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+	must(t, err)
+	before := map[string]bool{}
+	for _, j := range l.Items {
+		before[j.Name] = true
+	}
+	w := &jobWatch{created: map[string]time.Time{}, finished: map[string]bool{}}
+	done := make(chan struct{})
+	w.stop = sync.OnceFunc(func() { close(done) })
+	rv := l.ResourceVersion
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			wi, err := jobs.Watch(e.ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: rv})
+			if err != nil {
+				if apierrors.IsGone(err) || apierrors.IsResourceExpired(err) {
+					rv = "" // start over from the current state; names already seen stay
+				}
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			for ev := range wi.ResultChan() {
+				j, ok := ev.Object.(*batchv1.Job)
+				if !ok {
+					continue
+				}
+				rv = j.ResourceVersion
+				if before[j.Name] {
+					continue
+				}
+				w.mu.Lock()
+				if _, seen := w.created[j.Name]; !seen {
+					w.created[j.Name] = time.Now()
+				}
+				if done, _ := jobFinished(j); done || ev.Type == watch.Deleted {
+					w.finished[j.Name] = true
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// settle waits until every Job seen has finished (or was deleted) and none was created for
+// quiet, then stops watching and returns the Jobs created.
+func (w *jobWatch) settle(t *testing.T, e *env, quiet time.Duration) map[string]time.Time {
+	last, count := time.Now(), -1
+	e.eventually("the burst's Jobs finished and no more created", 10*time.Minute, func() (bool, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.created) != count {
+			count, last = len(w.created), time.Now()
+		}
+		unfinished := len(w.created) - len(w.finished)
+		return unfinished == 0 && time.Since(last) > quiet, fmt.Errorf("%d Jobs, %d unfinished", len(w.created), unfinished)
+	})
+	w.stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make(map[string]time.Time, len(w.created))
+	for k, v := range w.created {
+		out[k] = v
+	}
+	return out
+}
+
+type loadSample struct {
+	maxJobs, maxPods int
+	peakRSS, cpu     float64 // bytes, seconds (all app pods)
+}
+
+// sampleLoad reads once a second how many Jobs and Pods the namespace holds and the app pods'
+// resident memory and CPU time (their /metrics, through the pod IPs on the node's bridge).
+func (e *env) sampleLoad(t *testing.T) *loadSampler {
+	s := &loadSampler{done: make(chan struct{}), cpuStart: map[string]float64{}, cpuLast: map[string]float64{}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			if jl, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{}); err == nil {
+				s.mu.Lock()
+				s.res.maxJobs = max(s.res.maxJobs, len(jl.Items))
+				s.mu.Unlock()
+			}
+			if pl, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{}); err == nil {
+				var rss float64
+				s.mu.Lock()
+				s.res.maxPods = max(s.res.maxPods, len(pl.Items))
+				s.mu.Unlock()
+				for _, p := range pl.Items {
+					if p.Labels["app.kubernetes.io/component"] != "app" || p.Status.PodIP == "" {
+						continue
+					}
+					vals := scrape("http://" + p.Status.PodIP + ":8080/metrics")
+					rss += vals["process_resident_memory_bytes"]
+					s.mu.Lock()
+					if _, ok := s.cpuStart[p.Name]; !ok {
+						s.cpuStart[p.Name] = vals["process_cpu_seconds_total"]
+					}
+					s.cpuLast[p.Name] = vals["process_cpu_seconds_total"]
+					s.mu.Unlock()
+				}
+				s.mu.Lock()
+				s.res.peakRSS = max(s.res.peakRSS, rss)
+				s.mu.Unlock()
+			}
+			select {
+			case <-s.done:
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return s
+}
+
+type loadSampler struct {
+	mu                sync.Mutex
+	wg                sync.WaitGroup
+	done              chan struct{}
+	res               loadSample
+	cpuStart, cpuLast map[string]float64
+}
+
+func (s *loadSampler) stop() loadSample {
+	close(s.done)
+	s.wg.Wait()
+	for p, v := range s.cpuLast {
+		s.res.cpu += v - s.cpuStart[p]
+	}
+	return s.res
+}
+
+// scrape reads the plain (unlabelled) samples of a Prometheus text page.
+func scrape(u string) map[string]float64 {
+	out := map[string]float64{}
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(u)
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && !strings.HasPrefix(f[0], "#") {
+			if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+				out[f[0]] = v
+			}
+		}
+	}
+	return out
+}
+
+// baseline runs one Indexed Job of m completions, n at a time, with the processor's pod
+// template on the empty queue, and returns how long it took from creation to Complete.
+func (e *env) baseline(t *testing.T, tmpl corev1.PodTemplateSpec, m, n int) time.Duration {
+	e.purge(t)
+	mode := batchv1.IndexedCompletion
+	tmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-baseline-", Labels: map[string]string{"app.kubernetes.io/part-of": "keda-demo-bench"}},
+		Spec: batchv1.JobSpec{CompletionMode: &mode, Completions: new(int32(m)), Parallelism: new(int32(n)),
+			BackoffLimit: new(int32(m)), Template: tmpl},
+	}
+	jobs := e.cs.BatchV1().Jobs(namespace)
+	start := time.Now()
+	created, err := jobs.Create(e.ctx, job, metav1.CreateOptions{})
+	must(t, err)
+	defer func() {
+		bg := metav1.DeletePropagationBackground
+		_ = jobs.Delete(e.ctx, created.Name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	}()
+	var took time.Duration
+	e.eventually("the baseline Job Complete", 30*time.Minute, func() (bool, error) {
+		j, err := jobs.Get(e.ctx, created.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		done, ok := jobFinished(j)
+		if done && !ok {
+			t.Fatalf("the baseline Job failed: %+v", j.Status)
+		}
+		took = time.Since(start)
+		return done, fmt.Errorf("%d succeeded, %d active", j.Status.Succeeded, j.Status.Active)
+	})
+	return took
+}
