@@ -238,6 +238,21 @@ func TestBitnamiPodsRestricted(t *testing.T) {
 	}
 }
 
+// TestNoDeprecatedServiceFields: no Service, ours or bitnami's, asks for what the API server
+// warns about on every apply: trafficDistribution PreferClose is deprecated since Kubernetes 1.35
+// (PreferSameZone is its name now). The e2e's server-side dry run fails on any warning.
+func TestNoDeprecatedServiceFields(t *testing.T) {
+	requireBitnami(t)
+	for _, c := range bitnamiCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			r := mustRender(t, values(t, c.files, c.sets...))
+			for _, d := range r.kind("Service") {
+				require.NotEqualf(t, "PreferClose", get(d.obj, "spec", "trafficDistribution"), "Service %v (%s)", get(d.obj, "metadata", "name"), d.source)
+			}
+		})
+	}
+}
+
 // allImagesOn turns on every bitnami feature that brings an image of its own: metrics (the
 // MongoDB exporter), volumePermissions (os-shell), tls (nginx makes MongoDB's certificates) and
 // externalAccess.autoDiscovery (kubectl).
