@@ -3,6 +3,8 @@ package charttest
 import (
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestBadValues: each mistake fails the render (helm install/template) with a message that
@@ -61,14 +63,8 @@ func TestBadValues(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := render(t, values(t, c.files, c.sets...))
-			if err == nil {
-				t.Fatalf("%v rendered; want an error naming %v", c.sets, c.want)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not name %q:\n%v", w, err)
-				}
-			}
+			require.Errorf(t, err, "%v rendered; want an error naming %v", c.sets, c.want)
+			require.Emptyf(t, unnamed(err, c.want...), "the error does not name these:\n%v", err)
 		})
 	}
 }
@@ -76,7 +72,16 @@ func TestBadValues(t *testing.T) {
 // TestServiceMonitorNeedsAPI: enabling the ServiceMonitor without the prometheus-operator API fails.
 func TestServiceMonitorNeedsAPI(t *testing.T) {
 	_, err := renderWith(t, values(t, nil, "app.serviceMonitor.enabled=true"), renderOpts{apiVersions: apiVersions[:3]})
-	if err == nil || !strings.Contains(err.Error(), "app.serviceMonitor.enabled") {
-		t.Fatalf("want an error naming app.serviceMonitor.enabled, got %v", err)
+	require.ErrorContains(t, err, "app.serviceMonitor.enabled")
+}
+
+// unnamed returns the words (quoted) the error does not contain.
+func unnamed(err error, words ...string) problemList {
+	var out problemList
+	for _, w := range words {
+		if !strings.Contains(err.Error(), w) {
+			out.add("%q", w)
+		}
 	}
+	return out
 }

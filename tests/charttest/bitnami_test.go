@@ -193,7 +193,7 @@ func appPod(t *testing.T, r rendered) podOf {
 			return p
 		}
 	}
-	t.Fatal("no app Deployment")
+	require.FailNow(t, "no app Deployment")
 	return podOf{}
 }
 
@@ -377,7 +377,7 @@ func bitnamiReads(t *testing.T, vals map[string]any, path string) (bool, string)
 			}
 		}
 	default:
-		t.Fatalf("%s: cannot change a %T", path, v)
+		require.FailNow(t, fmt.Sprintf("%s: cannot change a %T", path, v))
 	}
 	parent[last] = nv
 	if f, ok := coupled[path]; ok {
@@ -392,7 +392,7 @@ func bitnamiReads(t *testing.T, vals map[string]any, path string) (bool, string)
 				return true, "the bitnami templates fail: " + err.Error()
 			}
 		}
-		t.Fatalf("%s=%v: our templates refuse it (add the values they require to agree to coupled): %v", path, nv, err)
+		require.FailNow(t, fmt.Sprintf("%s=%v: our templates refuse it (add the values they require to agree to coupled): %v", path, nv, err))
 	}
 	got := manifestOf(r.bitnamiDocs())
 	if got != baseline {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -137,8 +138,11 @@ func secretRefs(t *testing.T, r rendered) []secretRef {
 
 // checkCrossRefs: every Secret reference resolves; the queue is the same for app, processor and
 // trigger; the helm test targets the app Service's real name and port; names referenced exist.
-func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
+// It returns every mismatch it finds; what the rest depends on (an object, a parsable value) it
+// requires at once.
+func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) problemList {
 	t.Helper()
+	var problems problemList
 	known := map[string]map[string]bool{}
 	addKnown := func(m map[string][]string) {
 		for n, keys := range m {
@@ -167,7 +171,7 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 		for name, keys := range bitnamiSecrets(vals) {
 			for _, k := range keys {
 				if !known[name][k] {
-					t.Errorf("bitnami table says Secret %s has key %s, but the bitnami chart did not render it", name, k)
+					problems.add("bitnami table says Secret %s has key %s, but the bitnami chart did not render it", name, k)
 				}
 			}
 		}
@@ -176,11 +180,11 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 	addKnown(existingSecrets(vals))
 	refs := secretRefs(t, r)
 	if len(refs) == 0 {
-		t.Fatal("no Secret references at all")
+		problems.add("no Secret references at all")
 	}
 	for _, ref := range refs {
 		if !known[ref.name][ref.key] {
-			t.Errorf("%s references Secret %s key %s, which neither this release, the bitnami charts nor the values provide", ref.where, ref.name, ref.key)
+			problems.add("%s references Secret %s key %s, which neither this release, the bitnami charts nor the values provide", ref.where, ref.name, ref.key)
 		}
 	}
 
@@ -189,7 +193,7 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 	trigger := get(sj.obj, "spec", "triggers", 0)
 	queue := str(get(trigger, "metadata", "queueName"))
 	if queue == "" {
-		t.Fatal("trigger has no queueName")
+		problems.add("trigger has no queueName")
 	}
 	var app, proc podOf
 	for _, p := range ourPods(t, r) {
@@ -202,13 +206,13 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 	}
 	appEnv, procEnv := envMap(app.spec.Containers[0]), envMap(proc.spec.Containers[0])
 	if appEnv["QUEUE_NAME"] != queue || procEnv["QUEUE_NAME"] != queue {
-		t.Errorf("queue: trigger %q, app QUEUE_NAME %q, processor QUEUE_NAME %q", queue, appEnv["QUEUE_NAME"], procEnv["QUEUE_NAME"])
+		problems.add("queue: trigger %q, app QUEUE_NAME %q, processor QUEUE_NAME %q", queue, appEnv["QUEUE_NAME"], procEnv["QUEUE_NAME"])
 	}
 	// Both programs reach the same broker and database the same way.
 	for name, v := range appEnv {
 		if strings.HasPrefix(name, "RABBITMQ_") || strings.HasPrefix(name, "MONGODB_") {
 			if procEnv[name] != v {
-				t.Errorf("%s: app %q, processor %q", name, v, procEnv[name])
+				problems.add("%s: app %q, processor %q", name, v, procEnv[name])
 			}
 		}
 	}
@@ -224,31 +228,29 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 			want = strings.Join(mongodbMembers(toInt(get(vals, "mongodb", "replicaCount"))), ",")
 		}
 		if appEnv[prefix+"HOST"] != want || appEnv[prefix+"PORT"] != strconv.Itoa(svcs[bitnamiFullname(chart)]) {
-			t.Errorf("%sHOST/PORT = %s:%s, want the bitnami Service %s:%d", prefix, appEnv[prefix+"HOST"], appEnv[prefix+"PORT"], want, svcs[bitnamiFullname(chart)])
+			problems.add("%sHOST/PORT = %s:%s, want the bitnami Service %s:%d", prefix, appEnv[prefix+"HOST"], appEnv[prefix+"PORT"], want, svcs[bitnamiFullname(chart)])
 		}
 	}
 	// KEDA's host (chart-owned trigger Secret) is the broker the programs use.
 	ta := r.one(t, "TriggerAuthentication")
 	if n := str(get(trigger, "authenticationRef", "name")); n != str(get(ta.obj, "metadata", "name")) {
-		t.Errorf("trigger authenticationRef %q, TriggerAuthentication is %q", n, get(ta.obj, "metadata", "name"))
+		problems.add("trigger authenticationRef %q, TriggerAuthentication is %q", n, get(ta.obj, "metadata", "name"))
 	}
 	if appEnv["RABBITMQ_HOST"] != "" {
 		host := triggerSecretValue(t, r, ta, "host")
 		u, err := url.Parse(host)
-		if err != nil {
-			t.Fatalf("KEDA host %q: %v", host, err)
-		}
+		require.NoErrorf(t, err, "KEDA host %q", host)
 		if str(get(trigger, "metadata", "protocol")) == "amqp" && (u.Hostname() != appEnv["RABBITMQ_HOST"] || u.Port() != appEnv["RABBITMQ_PORT"]) {
-			t.Errorf("KEDA host %s, programs use %s:%s", host, appEnv["RABBITMQ_HOST"], appEnv["RABBITMQ_PORT"])
+			problems.add("KEDA host %s, programs use %s:%s", host, appEnv["RABBITMQ_HOST"], appEnv["RABBITMQ_PORT"])
 		}
 		if u.User != nil {
-			t.Errorf("KEDA host %q carries credentials: they must come as separate, escaped parameters", host)
+			problems.add("KEDA host %q carries credentials: they must come as separate, escaped parameters", host)
 		}
 		if user := triggerSecretValue(t, r, ta, "username"); user != appEnv["RABBITMQ_USERNAME"] {
-			t.Errorf("KEDA username %q, programs use %q", user, appEnv["RABBITMQ_USERNAME"])
+			problems.add("KEDA username %q, programs use %q", user, appEnv["RABBITMQ_USERNAME"])
 		}
 		if v := str(get(trigger, "metadata", "vhostName")); v != appEnv["RABBITMQ_VHOST"] {
-			t.Errorf("trigger vhostName %q, programs use %q", v, appEnv["RABBITMQ_VHOST"])
+			problems.add("trigger vhostName %q, programs use %q", v, appEnv["RABBITMQ_VHOST"])
 		}
 	}
 
@@ -261,35 +263,31 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 		}
 	}
 	args := test.spec.Containers[0].Args
-	if len(args) == 0 || args[0] != "smoke" {
-		t.Fatalf("helm test args %q: want the smoke subcommand", args)
-	}
+	require.Truef(t, len(args) > 0 && args[0] == "smoke", "helm test args %q: want the smoke subcommand", args)
 	flags := map[string]string{}
 	for i := 1; i+1 < len(args); i += 2 {
 		flags[args[i]] = args[i+1]
 	}
 	u, err := url.Parse(flags["--url"])
-	if err != nil {
-		t.Fatalf("helm test --url: %v", err)
-	}
+	require.NoError(t, err, "helm test --url")
 	wantHost := fmt.Sprintf("%s.%s.svc", get(svc.obj, "metadata", "name"), namespace)
 	svcPort := str(get(svc.obj, "spec", "ports", 0, "port"))
 	if u.Hostname() != wantHost || u.Port() != svcPort {
-		t.Errorf("helm test --url %s, app Service is %s:%s", u, wantHost, svcPort)
+		problems.add("helm test --url %s, app Service is %s:%s", u, wantHost, svcPort)
 	}
 	if get(svc.obj, "spec", "ports", 0, "targetPort") != "http" || app.spec.Containers[0].Ports[0].Name != "http" {
-		t.Errorf("app Service targetPort must be the container's named port http")
+		problems.add("app Service targetPort must be the container's named port http")
 	}
 	if flags["--name-prefix"] != "helm-test-" {
-		t.Errorf("helm test record prefix %q, want helm-test-", flags["--name-prefix"])
+		problems.add("helm test record prefix %q, want helm-test-", flags["--name-prefix"])
 	}
 	timeout, err := time.ParseDuration(flags["--timeout"])
 	poll := toInt(get(sj.obj, "spec", "pollingInterval"))
 	if err != nil || timeout < time.Duration(poll+60)*time.Second {
-		t.Errorf("helm test --timeout %q must cover the polling interval (%ds) plus a pod start", flags["--timeout"], poll)
+		problems.add("helm test --timeout %q must cover the polling interval (%ds) plus a pod start", flags["--timeout"], poll)
 	}
 	if test.spec.Containers[0].Image != app.spec.Containers[0].Image {
-		t.Errorf("helm test image %s, app image %s", test.spec.Containers[0].Image, app.spec.Containers[0].Image)
+		problems.add("helm test image %s, app image %s", test.spec.Containers[0].Image, app.spec.Containers[0].Image)
 	}
 
 	// ServiceAccounts the pods use exist.
@@ -299,7 +297,7 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 	}
 	for _, p := range []podOf{app, proc} {
 		if !sas[p.spec.ServiceAccountName] {
-			t.Errorf("%s uses ServiceAccount %q, which is not rendered", p.where, p.spec.ServiceAccountName)
+			problems.add("%s uses ServiceAccount %q, which is not rendered", p.where, p.spec.ServiceAccountName)
 		}
 	}
 	// A rollout: the pod keeps serving through its preStop sleep (the kubelet's sleep action: the
@@ -308,28 +306,28 @@ func checkCrossRefs(t *testing.T, r rendered, vals map[string]any) {
 	var preStop time.Duration
 	if lc := app.spec.Containers[0].Lifecycle; lc != nil && lc.PreStop != nil {
 		if lc.PreStop.Sleep == nil || lc.PreStop.Exec != nil {
-			t.Errorf("%s preStop must be a sleep action, not %+v", app.where, lc.PreStop)
+			problems.add("%s preStop must be a sleep action, not %+v", app.where, lc.PreStop)
 		} else {
 			preStop = time.Duration(lc.PreStop.Sleep.Seconds) * time.Second
 		}
 	}
 	if preStop == 0 {
-		t.Errorf("%s has no preStop sleep: during a rollout endpoints still send it new connections after it stopped accepting", app.where)
+		problems.add("%s has no preStop sleep: during a rollout endpoints still send it new connections after it stopped accepting", app.where)
 	}
 	st, err := time.ParseDuration(appEnv["SHUTDOWN_TIMEOUT"])
 	if err != nil || app.spec.TerminationGracePeriodSeconds == nil || time.Duration(*app.spec.TerminationGracePeriodSeconds)*time.Second <= preStop+st {
-		t.Errorf("terminationGracePeriodSeconds %v must exceed the preStop sleep %v plus SHUTDOWN_TIMEOUT %q", app.spec.TerminationGracePeriodSeconds, preStop, appEnv["SHUTDOWN_TIMEOUT"])
+		problems.add("terminationGracePeriodSeconds %v must exceed the preStop sleep %v plus SHUTDOWN_TIMEOUT %q", app.spec.TerminationGracePeriodSeconds, preStop, appEnv["SHUTDOWN_TIMEOUT"])
 	}
 	// The Job's deadline covers the work.
 	wd, err := time.ParseDuration(procEnv["WORK_DURATION"])
 	ads := toInt(get(sj.obj, "spec", "jobTargetRef", "activeDeadlineSeconds"))
 	if err != nil || time.Duration(ads)*time.Second <= wd {
-		t.Errorf("activeDeadlineSeconds %d must exceed WORK_DURATION %q", ads, procEnv["WORK_DURATION"])
+		problems.add("activeDeadlineSeconds %d must exceed WORK_DURATION %q", ads, procEnv["WORK_DURATION"])
 	}
 	if proc.spec.RestartPolicy != corev1.RestartPolicyNever {
-		t.Errorf("processor restartPolicy %q, want Never", proc.spec.RestartPolicy)
+		problems.add("processor restartPolicy %q, want Never", proc.spec.RestartPolicy)
 	}
-	checkEnvContract(t, app, proc)
+	return append(problems, checkEnvContract(t, app, proc)...)
 }
 
 func triggerSecretValue(t *testing.T, r rendered, ta doc, param string) string {
@@ -344,9 +342,9 @@ func triggerSecretValue(t *testing.T, r rendered, ta doc, param string) string {
 				return str(get(s.obj, "stringData", str(get(ref, "key"))))
 			}
 		}
-		t.Fatalf("TriggerAuthentication parameter %s: Secret %v not rendered", param, get(ref, "name"))
+		require.FailNow(t, fmt.Sprintf("TriggerAuthentication parameter %s: Secret %v not rendered", param, get(ref, "name")))
 	}
-	t.Fatalf("TriggerAuthentication has no parameter %s", param)
+	require.FailNow(t, "TriggerAuthentication has no parameter "+param)
 	return ""
 }
 
@@ -374,8 +372,10 @@ var readmeVar = regexp.MustCompile("`([A-Z][A-Z0-9_]+)`")
 
 // checkEnvContract: the programs get only variables of the configuration page's table
 // (docs/configuration.md), and no value is built with $(VAR) expansion (it does not escape).
-func checkEnvContract(t *testing.T, pods ...podOf) {
+// It returns every variable that breaks this.
+func checkEnvContract(t *testing.T, pods ...podOf) problemList {
 	t.Helper()
+	var problems problemList
 	section := string(readFile(t, chartDir+"/docs/configuration.md"))
 	allowed := map[string]bool{}
 	for _, line := range strings.Split(section, "\n") {
@@ -386,19 +386,18 @@ func checkEnvContract(t *testing.T, pods ...podOf) {
 			}
 		}
 	}
-	if len(allowed) < 20 {
-		t.Fatalf("docs/configuration.md: found only %d variables", len(allowed))
-	}
+	require.GreaterOrEqualf(t, len(allowed), 20, "docs/configuration.md: found only %d variables", len(allowed))
 	for _, p := range pods {
 		for _, c := range p.spec.Containers {
 			for _, e := range c.Env {
 				if !allowed[e.Name] {
-					t.Errorf("%s sets %s, which is not in docs/configuration.md", p.where, e.Name)
+					problems.add("%s sets %s, which is not in docs/configuration.md", p.where, e.Name)
 				}
 				if strings.Contains(e.Value, "$(") {
-					t.Errorf("%s %s=%q uses $(VAR) expansion", p.where, e.Name, e.Value)
+					problems.add("%s %s=%q uses $(VAR) expansion", p.where, e.Name, e.Value)
 				}
 			}
 		}
 	}
+	return problems
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 )
 
@@ -28,9 +29,7 @@ type valueDoc struct {
 func documentedValues(t *testing.T, prefix, path string) (rows []valueDoc, missing []string) {
 	t.Helper()
 	var root yaml.Node
-	if err := yaml.Unmarshal(readFile(t, filepath.Join(chartDir, path)), &root); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	require.NoError(t, yaml.Unmarshal(readFile(t, filepath.Join(chartDir, path)), &root), path)
 	var walk func(n *yaml.Node, prefix string)
 	walk = func(n *yaml.Node, prefix string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -46,9 +45,7 @@ func documentedValues(t *testing.T, prefix, path string) (rows []valueDoc, missi
 				continue
 			}
 			var val any
-			if err := v.Decode(&val); err != nil {
-				t.Fatalf("%s: %v", key, err)
-			}
+			require.NoErrorf(t, v.Decode(&val), "%s: %s", path, key)
 			rows = append(rows, valueDoc{key: key, typ: typeName(val), def: defaultText(val), desc: desc})
 		}
 	}
@@ -94,15 +91,17 @@ func defaultText(v any) string {
 
 // TestValuesDocumented: every value has a `# --` comment.
 func TestValuesDocumented(t *testing.T) {
+	var problems problemList
 	for _, f := range valuesFiles {
 		rows, missing := documentedValues(t, f.prefix, f.path)
 		for _, m := range missing {
-			t.Errorf("%s: %s has no `# --` comment", f.path, m)
+			problems.add("%s: %s has no `# --` comment", f.path, m)
 		}
 		if len(rows) < 10 {
-			t.Errorf("%s: only %d documented values", f.path, len(rows))
+			problems.add("%s: only %d documented values", f.path, len(rows))
 		}
 	}
+	require.Empty(t, problems)
 }
 
 const (
@@ -127,18 +126,14 @@ func TestREADMEValuesTable(t *testing.T) {
 	path := filepath.Join(chartDir, "README.md")
 	readme := string(readFile(t, path))
 	i, j := strings.Index(readme, tableStart), strings.Index(readme, tableEnd)
-	if i < 0 || j < i {
-		t.Fatalf("README.md lacks the markers %q … %q", tableStart, tableEnd)
-	}
+	require.Truef(t, i >= 0 && j >= i, "README.md lacks the markers %q … %q", tableStart, tableEnd)
 	want := readme[:i] + tableStart + "\n" + valuesTable(t) + tableEnd + readme[j+len(tableEnd):]
 	if want == readme {
 		return
 	}
 	if os.Getenv("UPDATE_README") != "" {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
 		return
 	}
-	t.Error("README.md's values table is out of date: run UPDATE_README=1 go test ./tests/charttest -run TestREADMEValuesTable")
+	require.Fail(t, "README.md's values table is out of date: run UPDATE_README=1 go test ./tests/charttest -run TestREADMEValuesTable")
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 	appsv1 "k8s.io/api/apps/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -41,15 +42,11 @@ func connections(t *testing.T, vals map[string]any) (mongoURIs, brokerURLs []str
 		}
 		reader := envread.NewReader(envread.Map(programEnv(p)))
 		m, b := connenv.Mongo(reader), connenv.Broker(reader)
-		if err := reader.Err(); err != nil {
-			t.Fatalf("%s: %v", p.where, err)
-		}
+		require.NoError(t, reader.Err(), p.where)
 		mongoURIs = append(mongoURIs, m.URI)
 		brokerURLs = append(brokerURLs, b.URL)
 	}
-	if len(mongoURIs) != 2 {
-		t.Fatalf("want the app and the processor, got %d programs", len(mongoURIs))
-	}
+	require.Len(t, mongoURIs, 2, "want the app and the processor")
 	return mongoURIs, brokerURLs, triggerSecretValue(t, r, r.one(t, "TriggerAuthentication"), "host")
 }
 
@@ -72,31 +69,30 @@ func TestProductionConnectsToReplicatedServices(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			uris, urls, kedaHost := connections(t, values(t, c.files))
+			var problems problemList
 			for _, uri := range uris {
 				cs, err := connstring.ParseAndValidate(uri)
-				if err != nil {
-					t.Fatalf("%s: %v", uri, err)
-				}
+				require.NoError(t, err, uri)
 				if !slices.Equal(cs.Hosts, c.hosts) || cs.ReplicaSet != c.replicaSet {
-					t.Errorf("MongoDB URI %s: hosts %v replicaSet %q, want %v %q", uri, cs.Hosts, cs.ReplicaSet, c.hosts, c.replicaSet)
+					problems.add("MongoDB URI %s: hosts %v replicaSet %q, want %v %q", uri, cs.Hosts, cs.ReplicaSet, c.hosts, c.replicaSet)
 				}
 				if cs.WString != "majority" {
-					t.Errorf("MongoDB URI %s: write concern w=%q, want majority", uri, cs.WString)
+					problems.add("MongoDB URI %s: write concern w=%q, want majority", uri, cs.WString)
 				}
 			}
 			for _, u := range urls {
 				if !strings.Contains(u, "@"+rabbitSvc+"/") {
-					t.Errorf("broker URL %s does not dial the Service %s", u, rabbitSvc)
+					problems.add("broker URL %s does not dial the Service %s", u, rabbitSvc)
 				}
 			}
-			if kedaHost != "amqp://"+rabbitSvc+"/" {
-				t.Errorf("KEDA's host %q, want the Service amqp://%s/", kedaHost, rabbitSvc)
-			}
+			require.Empty(t, problems)
+			require.Equal(t, "amqp://"+rabbitSvc+"/", kedaHost, "KEDA's host: want the Service")
 		})
 	}
 
 	// The bitnami side of the profile, as values (the objects need the archives).
 	v := values(t, []string{profileFile("production")})
+	var problems problemList
 	want := map[string]any{
 		"rabbitmq.replicaCount": float64(3), "rabbitmq.pdb.create": true, "rabbitmq.pdb.minAvailable": float64(2),
 		"rabbitmq.clustering.enabled": true,
@@ -109,7 +105,7 @@ func TestProductionConnectsToReplicatedServices(t *testing.T) {
 			path = append(path, p)
 		}
 		if got := get(v, path...); fmt.Sprint(got) != fmt.Sprint(w) {
-			t.Errorf("production %s = %v, want %v", key, got, w)
+			problems.add("production %s = %v, want %v", key, got, w)
 		}
 	}
 	conf := str(get(v, "rabbitmq", "extraConfiguration"))
@@ -119,9 +115,10 @@ func TestProductionConnectsToReplicatedServices(t *testing.T) {
 		"quorum_queue.continuous_membership_reconciliation.auto_remove = false",
 	} {
 		if !slices.Contains(strings.Split(conf, "\n"), line) {
-			t.Errorf("production rabbitmq.extraConfiguration lacks the line %q:\n%s", line, conf)
+			problems.add("production rabbitmq.extraConfiguration lacks the line %q:\n%s", line, conf)
 		}
 	}
+	require.Empty(t, problems)
 }
 
 // TestReplicaSetKeyOffline: offline, a MongoDB replica set needs its key given (bitnami would
@@ -134,9 +131,7 @@ func TestReplicaSetKeyOffline(t *testing.T) {
 		}
 	}
 	_, err := render(t, values(t, []string{profileFile("production")}, sets...))
-	if err == nil || !strings.Contains(err.Error(), "mongodb.auth.replicaSetKey") {
-		t.Fatalf("production offline without a replica set key: %v, want an error naming mongodb.auth.replicaSetKey", err)
-	}
+	require.ErrorContains(t, err, "mongodb.auth.replicaSetKey", "production offline without a replica set key")
 	mustRender(t, values(t, []string{profileFile("production")}, lintOverlay...))
 	mustRender(t, values(t, nil, sets...)) // standalone needs none
 }
@@ -155,26 +150,23 @@ func TestProductionBitnamiObjects(t *testing.T) {
 				return d
 			}
 		}
-		t.Fatalf("no %s %s in the production render", kind, name)
+		require.FailNow(t, fmt.Sprintf("no %s %s in the production render", kind, name))
 		return doc{}
 	}
+	byName("Service", bitnamiFullname("mongodb")+"-headless")
+	var problems problemList
 	for _, chart := range []string{"mongodb", "rabbitmq"} {
 		var sts appsv1.StatefulSet
-		if err := decodeStrict(byName("StatefulSet", bitnamiFullname(chart)), &sts); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, decodeStrict(byName("StatefulSet", bitnamiFullname(chart)), &sts), "StatefulSet "+bitnamiFullname(chart))
 		if sts.Spec.Replicas == nil || *sts.Spec.Replicas != 3 {
-			t.Errorf("StatefulSet %s replicas %v, want 3", sts.Name, sts.Spec.Replicas)
+			problems.add("StatefulSet %s replicas %v, want 3", sts.Name, sts.Spec.Replicas)
 		}
 		var pdb policyv1.PodDisruptionBudget
-		if err := decodeStrict(byName("PodDisruptionBudget", bitnamiFullname(chart)), &pdb); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, decodeStrict(byName("PodDisruptionBudget", bitnamiFullname(chart)), &pdb), "PodDisruptionBudget "+bitnamiFullname(chart))
 		if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 2 {
-			t.Errorf("PDB %s minAvailable %v, want 2", pdb.Name, pdb.Spec.MinAvailable)
+			problems.add("PDB %s minAvailable %v, want 2", pdb.Name, pdb.Spec.MinAvailable)
 		}
 	}
-	byName("Service", bitnamiFullname("mongodb")+"-headless")
 	// rabbitmq.conf is in a ConfigMap or a Secret, depending on the bitnami version.
 	var conf string
 	for _, kind := range []string{"ConfigMap", "Secret"} {
@@ -193,7 +185,8 @@ func TestProductionBitnamiObjects(t *testing.T) {
 		"quorum_queue.continuous_membership_reconciliation.target_group_size = 3",
 	} {
 		if !strings.Contains(conf, line) {
-			t.Errorf("the rendered rabbitmq.conf lacks %q", line)
+			problems.add("the rendered rabbitmq.conf lacks %q", line)
 		}
 	}
+	require.Empty(t, problems)
 }

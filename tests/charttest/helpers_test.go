@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
@@ -57,9 +58,8 @@ var apiVersions = chartutil.VersionSet{
 func profiles(t *testing.T) []string {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(chartDir, "ci", "*-values.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no ci/*-values.yaml: %v", err)
-	}
+	require.NoError(t, err, "ci/*-values.yaml")
+	require.NotEmpty(t, files, "no ci/*-values.yaml")
 	var names []string
 	for _, f := range files {
 		names = append(names, strings.TrimSuffix(filepath.Base(f), "-values.yaml"))
@@ -78,15 +78,11 @@ func values(t *testing.T, files []string, sets ...string) map[string]any {
 	base := map[string]any{}
 	for _, f := range files {
 		v, err := chartutil.ReadValuesFile(f)
-		if err != nil {
-			t.Fatalf("read %s: %v", f, err)
-		}
+		require.NoErrorf(t, err, "read %s", f)
 		base = mergeMaps(base, v.AsMap())
 	}
 	for _, s := range sets {
-		if err := strvals.ParseInto(s, base); err != nil {
-			t.Fatalf("--set %s: %v", s, err)
-		}
+		require.NoErrorf(t, strvals.ParseInto(s, base), "--set %s", s)
 	}
 	return base
 }
@@ -116,9 +112,7 @@ func mergeMaps(a, b map[string]any) map[string]any {
 func loadChart(t *testing.T) *chart.Chart {
 	t.Helper()
 	c, _, err := chartdeps.Load(chartDir)
-	if err != nil {
-		t.Fatalf("load chart: %v", err)
-	}
+	require.NoError(t, err, "load chart")
 	return c
 }
 
@@ -141,7 +135,7 @@ func requireBitnami(t *testing.T) {
 	}
 	msg := "the bitnami chart archives are neither in charts/ nor in $" + chartdeps.Env + ": " + chartdeps.HowToGet
 	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: this test needs them)")
+		require.FailNow(t, msg+" (CI=true: this test needs them)")
 	}
 	t.Skip(msg)
 }
@@ -222,9 +216,7 @@ func (r rendered) ours(kind string) []doc {
 func (r rendered) one(t *testing.T, kind string) doc {
 	t.Helper()
 	ds := r.ours(kind)
-	if len(ds) != 1 {
-		t.Fatalf("want exactly one keda-demo %s, got %d", kind, len(ds))
-	}
+	require.Equalf(t, 1, len(ds), "want exactly one keda-demo %s", kind)
 	return ds[0]
 }
 
@@ -259,9 +251,7 @@ func renderWith(t *testing.T, vals map[string]any, o renderOpts) (rendered, erro
 				continue
 			}
 			obj := map[string]any{}
-			if err := yaml.Unmarshal([]byte(m), &obj); err != nil {
-				t.Fatalf("%s: not YAML: %v\n%s", source, err, m)
-			}
+			require.NoErrorf(t, yaml.Unmarshal([]byte(m), &obj), "%s: not YAML:\n%s", source, m)
 			if len(obj) == 0 {
 				continue
 			}
@@ -288,9 +278,7 @@ func renderWith(t *testing.T, vals map[string]any, o renderOpts) (rendered, erro
 func mustRender(t *testing.T, vals map[string]any) rendered {
 	t.Helper()
 	r, err := render(t, vals)
-	if err != nil {
-		t.Fatalf("render: %v", err)
-	}
+	require.NoError(t, err, "render")
 	return r
 }
 
@@ -333,11 +321,20 @@ func str(v any) string {
 	return fmt.Sprint(v)
 }
 
+// problemList is what a check over many objects found. It is asserted once, with
+// require.Empty, so a failure names every bad object (require stops at the first failed
+// assertion); it prints one problem a line.
+type problemList []string
+
+func (p *problemList) add(format string, args ...any) {
+	*p = append(*p, fmt.Sprintf(format, args...))
+}
+
+func (p problemList) String() string { return "\n" + strings.Join(p, "\n") }
+
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return b
 }

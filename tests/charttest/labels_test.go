@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -63,17 +64,18 @@ func TestNameLabels(t *testing.T) {
 		"app.serviceMonitor.enabled=true", "app.grafanaDashboard.enabled=true", "app.prometheusRule.enabled=true",
 		"global.kedaDemo.registryCredentials.create=true", "global.kedaDemo.registryCredentials.registry=r.example.com",
 		"global.kedaDemo.registryCredentials.username=u", "global.kedaDemo.registryCredentials.password=p"))
+	var problems problemList
 	seen := map[string]bool{}
 	for _, d := range ownDocs(r) {
 		where := fmt.Sprintf("%s %s", d.obj["kind"], str(get(d.obj, "metadata", "name")))
 		l := func(k string) string { return str(get(d.obj, "metadata", "labels", k)) }
 		component := l("app.kubernetes.io/component")
 		if component == "" || l("app.kubernetes.io/part-of") != "keda-demo" {
-			t.Errorf("%s: component %q, part-of %q", where, component, l("app.kubernetes.io/part-of"))
+			problems.add("%s: component %q, part-of %q", where, component, l("app.kubernetes.io/part-of"))
 			continue
 		}
 		if got, want := l("app.kubernetes.io/name"), "keda-demo-"+component; got != want {
-			t.Errorf("%s: app.kubernetes.io/name %q, want %q", where, got, want)
+			problems.add("%s: app.kubernetes.io/name %q, want %q", where, got, want)
 		}
 		seen[component] = true
 		for sw, sel := range selectorsOf(d) {
@@ -83,21 +85,20 @@ func TestNameLabels(t *testing.T) {
 			}
 			name := str(m["app.kubernetes.io/name"])
 			if !strings.HasPrefix(name, "keda-demo-") || str(m["app.kubernetes.io/instance"]) != releaseName || len(m) != 2 {
-				t.Errorf("%s %s: %v, want app.kubernetes.io/name=keda-demo-<component> and instance=%s only", where, sw, m, releaseName)
+				problems.add("%s %s: %v, want app.kubernetes.io/name=keda-demo-<component> and instance=%s only", where, sw, m, releaseName)
 			}
 		}
 	}
 	for _, c := range []string{"app", "processor", "smoke-test", "registry"} {
 		if !seen[c] {
-			t.Errorf("no object of component %s", c)
+			problems.add("no object of component %s", c)
 		}
 	}
+	require.Empty(t, problems)
 	d := r.one(t, "Deployment")
 	check := func(got any, want map[string]any, what string) {
 		t.Helper()
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: %v, want %v", what, got, want)
-		}
+		require.Equal(t, fmt.Sprint(want), fmt.Sprint(got), what)
 	}
 	appSel := map[string]any{"app.kubernetes.io/name": "keda-demo-app", "app.kubernetes.io/instance": releaseName}
 	check(get(d.obj, "spec", "selector", "matchLabels"), appSel, "Deployment selector")
@@ -105,9 +106,8 @@ func TestNameLabels(t *testing.T) {
 	check(get(r.one(t, "PodDisruptionBudget").obj, "spec", "selector", "matchLabels"), appSel, "PDB selector")
 	check(get(r.one(t, "NetworkPolicy").obj, "spec", "podSelector", "matchLabels"), appSel, "NetworkPolicy podSelector")
 	sj := r.one(t, "ScaledJob")
-	if got := str(get(sj.obj, "spec", "jobTargetRef", "template", "metadata", "labels", "app.kubernetes.io/name")); got != "keda-demo-processor" {
-		t.Errorf("processor pods: app.kubernetes.io/name %q", got)
-	}
+	require.Equal(t, "keda-demo-processor", str(get(sj.obj, "spec", "jobTargetRef", "template", "metadata", "labels", "app.kubernetes.io/name")),
+		"processor pods: app.kubernetes.io/name")
 }
 
 // TestCommonLabels: global.kedaDemo.commonLabels reach every object of ours and every pod of
@@ -122,35 +122,35 @@ func TestCommonLabels(t *testing.T) {
 		"global.kedaDemo.registryCredentials.create=true", "global.kedaDemo.registryCredentials.registry=r.example.com",
 		"global.kedaDemo.registryCredentials.username=u", "global.kedaDemo.registryCredentials.password=p"))
 	own := ownDocs(r)
-	if len(own) < 15 {
-		t.Fatalf("only %d objects of ours", len(own))
+	require.GreaterOrEqualf(t, len(own), 15, "only %d objects of ours", len(own))
+	sm := r.one(t, "ServiceMonitor")
+	require.Equalf(t, "prom", str(get(sm.obj, "metadata", "labels", "release")), "ServiceMonitor lost its own labels: %v", get(sm.obj, "metadata", "labels"))
+	pods := ourPods(t, r)
+	require.GreaterOrEqualf(t, len(pods), 3, "only %d pods of ours", len(pods))
+	bd := r.bitnamiDocs()
+	if bitnamiArchivesPresent() {
+		require.NotEmpty(t, bd, "no bitnami objects rendered")
 	}
+	var problems problemList
 	for _, d := range own {
 		where := fmt.Sprintf("%s %s", d.obj["kind"], str(get(d.obj, "metadata", "name")))
 		var strict map[string]any
 		if err := yaml.Unmarshal([]byte(d.text), &strict); err != nil {
-			t.Errorf("%s: %v", where, err) // a label key written twice
+			problems.add("%s: %v", where, err) // a label key written twice
 		}
 		lbl := labels.Set{}
 		for k, v := range get(d.obj, "metadata", "labels").(map[string]any) {
 			lbl[k] = str(v)
 		}
 		if lbl["team"] != "payments" || lbl["example.com/cost-center"] != "cc-1" {
-			t.Errorf("%s: labels %v lack the commonLabels", where, lbl)
+			problems.add("%s: labels %v lack the commonLabels", where, lbl)
 		}
 		for sw, sel := range selectorsOf(d) {
 			m, _ := sel.(map[string]any)
 			if _, ok := m["example.com/cost-center"]; ok || (m["team"] != nil && !strings.HasPrefix(sw, "from[")) {
-				t.Errorf("%s %s selects by a commonLabel: %v", where, sw, m)
+				problems.add("%s %s selects by a commonLabel: %v", where, sw, m)
 			}
 		}
-	}
-	if sm := r.one(t, "ServiceMonitor"); str(get(sm.obj, "metadata", "labels", "release")) != "prom" {
-		t.Errorf("ServiceMonitor lost its own labels: %v", get(sm.obj, "metadata", "labels"))
-	}
-	pods := ourPods(t, r)
-	if len(pods) < 3 {
-		t.Fatalf("only %d pods of ours", len(pods))
 	}
 	for _, p := range pods {
 		want := "payments"
@@ -158,19 +158,16 @@ func TestCommonLabels(t *testing.T) {
 			want = "web" // app.podLabels over commonLabels
 		}
 		if p.meta.Labels["team"] != want || p.meta.Labels["example.com/cost-center"] != "cc-1" {
-			t.Errorf("%s: pod labels %v, want team=%s and the cost-center", p.where, p.meta.Labels, want)
+			problems.add("%s: pod labels %v, want team=%s and the cost-center", p.where, p.meta.Labels, want)
 		}
 		if strings.HasPrefix(p.where, "ScaledJob ") && p.meta.Labels["tier"] != "batch" {
-			t.Errorf("%s: processor.job.podLabels lost: %v", p.where, p.meta.Labels)
+			problems.add("%s: processor.job.podLabels lost: %v", p.where, p.meta.Labels)
 		}
-	}
-	bd := r.bitnamiDocs()
-	if bitnamiArchivesPresent() && len(bd) == 0 {
-		t.Fatal("no bitnami objects rendered")
 	}
 	for _, d := range bd {
 		if get(d.obj, "metadata", "labels", "team") != nil {
-			t.Errorf("bitnami %s %s got our commonLabels", d.obj["kind"], get(d.obj, "metadata", "name"))
+			problems.add("bitnami %s %s got our commonLabels", d.obj["kind"], get(d.obj, "metadata", "name"))
 		}
 	}
+	require.Empty(t, problems)
 }

@@ -15,7 +15,7 @@ func podNamed(t *testing.T, r rendered, where string) podOf {
 			return p
 		}
 	}
-	t.Fatalf("no pod template %s", where)
+	require.FailNow(t, "no pod template "+where)
 	return podOf{}
 }
 

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -19,48 +20,47 @@ import (
 // TestPDBLetsUnhealthyPodsGo: an app pod that is not Ready never blocks a node drain
 // (policy/v1 unhealthyPodEvictionPolicy, GA in Kubernetes 1.31).
 func TestPDBLetsUnhealthyPodsGo(t *testing.T) {
+	var problems problemList
 	for _, files := range [][]string{nil, {profileFile("production")}} {
 		var pdb policyv1.PodDisruptionBudget
-		if err := decodeStrict(mustRender(t, values(t, files)).one(t, "PodDisruptionBudget"), &pdb); err != nil {
-			t.Fatal(err)
-		}
-		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
-			t.Errorf("%v: unhealthyPodEvictionPolicy %v, want AlwaysAllow", files, p)
+		require.NoError(t, decodeStrict(mustRender(t, values(t, files)).one(t, "PodDisruptionBudget"), &pdb))
+		if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil {
+			problems.add("%v: no unhealthyPodEvictionPolicy, want AlwaysAllow", files)
+		} else if *p != policyv1.AlwaysAllow {
+			problems.add("%v: unhealthyPodEvictionPolicy %s, want AlwaysAllow", files, *p)
 		}
 	}
+	require.Empty(t, problems)
 }
 
 // TestPodFailurePolicyConditionStatus: every onPodConditions pattern names the status it matches
 // (the API defaults it to True; linters and strict schemas want it written).
 func TestPodFailurePolicyConditionStatus(t *testing.T) {
 	b, err := yaml.Marshal(get(mustRender(t, values(t, nil)).one(t, "ScaledJob").obj, "spec", "jobTargetRef"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var spec batchv1.JobSpec
-	if err := yaml.UnmarshalStrict(b, &spec); err != nil {
-		t.Fatalf("jobTargetRef: %v", err)
-	}
+	require.NoError(t, yaml.UnmarshalStrict(b, &spec), "jobTargetRef")
+	var problems problemList
 	n := 0
 	for _, rule := range spec.PodFailurePolicy.Rules {
 		for _, p := range rule.OnPodConditions {
 			n++
 			if p.Status != corev1.ConditionTrue {
-				t.Errorf("podFailurePolicy rule %s on %s: status %q, want True", rule.Action, p.Type, p.Status)
+				problems.add("podFailurePolicy rule %s on %s: status %q, want True", rule.Action, p.Type, p.Status)
 			}
 		}
 	}
-	if n == 0 {
-		t.Fatal("no onPodConditions rule: the DisruptionTarget rule is gone")
-	}
+	require.NotZero(t, n, "no onPodConditions rule: the DisruptionTarget rule is gone")
+	require.Empty(t, problems)
 }
 
 // TestPriorityClassNames: the app, the processor Jobs and the helm test pod each take a
 // priorityClassName, none by default; a name that cannot be a PriorityClass fails the schema.
 func TestPriorityClassNames(t *testing.T) {
+	var problems problemList
 	for _, p := range ourPods(t, mustRender(t, values(t, nil))) {
 		if p.spec.PriorityClassName != "" {
-			t.Errorf("%s: priorityClassName %q by default", p.where, p.spec.PriorityClassName)
+			problems.add("%s: priorityClassName %q by default", p.where, p.spec.PriorityClassName)
 		}
 	}
 	r := mustRender(t, values(t, nil, "app.priorityClassName=web-critical", "processor.job.priorityClassName=batch-low", "tests.priorityClassName=ci"))
@@ -71,18 +71,19 @@ func TestPriorityClassNames(t *testing.T) {
 	}
 	for _, p := range ourPods(t, r) {
 		if w, ok := want[p.where]; !ok || p.spec.PriorityClassName != w {
-			t.Errorf("%s: priorityClassName %q, want %q", p.where, p.spec.PriorityClassName, w)
+			problems.add("%s: priorityClassName %q, want %q", p.where, p.spec.PriorityClassName, w)
 		}
 		delete(want, p.where)
 	}
 	if len(want) > 0 {
-		t.Errorf("pods not rendered: %v", want)
+		problems.add("pods not rendered: %v", want)
 	}
 	for _, set := range []string{"app.priorityClassName=Web_Critical", "processor.job.priorityClassName=-low", "tests.priorityClassName=a b"} {
 		if _, err := render(t, values(t, nil, set)); err == nil || !strings.Contains(err.Error(), "priorityClassName") {
-			t.Errorf("%s: %v, want a schema error naming priorityClassName", set, err)
+			problems.add("%s: %v, want a schema error naming priorityClassName", set, err)
 		}
 	}
+	require.Empty(t, problems)
 }
 
 // TestNetworkPolicyAdmitsHelmTest: with app.networkPolicy.from set, the chart's own helm test pod
@@ -91,18 +92,12 @@ func TestPriorityClassNames(t *testing.T) {
 func TestNetworkPolicyAdmitsHelmTest(t *testing.T) {
 	policy := func(r rendered) networkingv1.NetworkPolicy {
 		var np networkingv1.NetworkPolicy
-		if err := decodeStrict(r.one(t, "NetworkPolicy"), &np); err != nil {
-			t.Fatal(err)
-		}
-		if len(np.Spec.Ingress) != 1 {
-			t.Fatalf("%d ingress rules, want 1", len(np.Spec.Ingress))
-		}
+		require.NoError(t, decodeStrict(r.one(t, "NetworkPolicy"), &np))
+		require.Len(t, np.Spec.Ingress, 1, "ingress rules")
 		return np
 	}
 	open := policy(mustRender(t, values(t, nil, "app.networkPolicy.enabled=true")))
-	if from := open.Spec.Ingress[0].From; len(from) != 0 {
-		t.Errorf("from is empty in values but the policy admits only %v", from)
-	}
+	require.Empty(t, open.Spec.Ingress[0].From, "from is empty in values but the policy admits only these")
 
 	r := mustRender(t, values(t, nil, "app.networkPolicy.enabled=true", "app.networkPolicy.from[0].namespaceSelector.matchLabels.team=web"))
 	from := policy(r).Spec.Ingress[0].From
@@ -115,6 +110,7 @@ func TestNetworkPolicyAdmitsHelmTest(t *testing.T) {
 			app = p
 		}
 	}
+	var problems problemList
 	var userKept, testAdmitted bool
 	for _, peer := range from {
 		if peer.NamespaceSelector != nil && peer.NamespaceSelector.MatchLabels["team"] == "web" {
@@ -124,14 +120,12 @@ func TestNetworkPolicyAdmitsHelmTest(t *testing.T) {
 			continue // not a same-namespace pod peer
 		}
 		sel, err := metav1.LabelSelectorAsSelector(peer.PodSelector)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if sel.Matches(labels.Set(test.meta.Labels)) {
 			testAdmitted = true
 		}
 		if sel.Matches(labels.Set(app.meta.Labels)) {
-			t.Errorf("the added peer %v selects the app's own pods too", peer.PodSelector)
+			problems.add("the added peer %v selects the app's own pods too", peer.PodSelector)
 		}
 		other := labels.Set{}
 		for k, v := range test.meta.Labels {
@@ -139,15 +133,16 @@ func TestNetworkPolicyAdmitsHelmTest(t *testing.T) {
 		}
 		other["app.kubernetes.io/instance"] = "other"
 		if sel.Matches(other) {
-			t.Errorf("the added peer %v admits another release's test pod", peer.PodSelector)
+			problems.add("the added peer %v admits another release's test pod", peer.PodSelector)
 		}
 	}
 	if !userKept {
-		t.Errorf("the peer from values is gone: %+v", from)
+		problems.add("the peer from values is gone: %+v", from)
 	}
 	if !testAdmitted {
-		t.Errorf("no peer admits the helm test pod (labels %v): %+v", test.meta.Labels, from)
+		problems.add("no peer admits the helm test pod (labels %v): %+v", test.meta.Labels, from)
 	}
+	require.Empty(t, problems)
 }
 
 // TestSpreadIsPerRelease: a topology spread constraint without labelSelector selects this
@@ -156,37 +151,33 @@ func TestNetworkPolicyAdmitsHelmTest(t *testing.T) {
 func TestSpreadIsPerRelease(t *testing.T) {
 	deployment := func(r rendered) appsv1.Deployment {
 		var d appsv1.Deployment
-		if err := decodeStrict(r.one(t, "Deployment"), &d); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, decodeStrict(r.one(t, "Deployment"), &d))
 		return d
 	}
 	d := deployment(mustRender(t, values(t, []string{profileFile("production")})))
 	tsc := d.Spec.Template.Spec.TopologySpreadConstraints
-	if len(tsc) == 0 {
-		t.Fatal("the production profile spreads the app over nodes, but no constraint is rendered")
-	}
+	require.NotEmpty(t, tsc, "the production profile spreads the app over nodes, but no constraint is rendered")
 	own := labels.Set(d.Spec.Template.Labels)
 	other := labels.Set{}
 	for k, v := range own {
 		other[k] = v
 	}
 	other["app.kubernetes.io/instance"] = "other"
+	var problems problemList
 	for _, c := range tsc {
 		sel, err := metav1.LabelSelectorAsSelector(c.LabelSelector)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, c.TopologyKey)
 		if !sel.Matches(own) || sel.Matches(other) {
-			t.Errorf("spread over %s selects %v: want this release's app pods only", c.TopologyKey, c.LabelSelector)
+			problems.add("spread over %s selects %v: want this release's app pods only", c.TopologyKey, c.LabelSelector)
 		}
 	}
+	require.Empty(t, problems)
 
 	d = deployment(mustRender(t, values(t, nil, "app.topologySpreadConstraints[0].maxSkew=1",
 		"app.topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
 		"app.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule",
 		"app.topologySpreadConstraints[0].labelSelector.matchLabels.tier=web")))
-	if got := d.Spec.Template.Spec.TopologySpreadConstraints[0].LabelSelector; got == nil || len(got.MatchLabels) != 1 || got.MatchLabels["tier"] != "web" {
-		t.Errorf("a labelSelector from values became %v", got)
-	}
+	got := d.Spec.Template.Spec.TopologySpreadConstraints[0].LabelSelector
+	require.NotNil(t, got, "a labelSelector from values is gone")
+	require.Equal(t, map[string]string{"tier": "web"}, got.MatchLabels, "a labelSelector from values")
 }

@@ -6,9 +6,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
@@ -21,41 +21,31 @@ const apache2SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417b
 // formats Artifact Hub parses (artifacthub.io/docs/topics/annotations/helm/).
 func TestLicenseAndArtifactHub(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join(chartDir, "LICENSE"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != apache2SHA256 {
-		t.Errorf("LICENSE is not the Apache License 2.0 text (sha256 %x)", sum)
-	}
+	require.NoError(t, err)
+	sum := sha256.Sum256(b)
+	require.Equal(t, apache2SHA256, hex.EncodeToString(sum[:]), "LICENSE is not the Apache License 2.0 text")
 	c := loadChart(t)
 	a := c.Metadata.Annotations
-	if a["artifacthub.io/license"] != "Apache-2.0" {
-		t.Errorf("artifacthub.io/license = %q, want the SPDX id Apache-2.0", a["artifacthub.io/license"])
-	}
+	require.Equal(t, "Apache-2.0", a["artifacthub.io/license"], "artifacthub.io/license: want the SPDX id Apache-2.0")
 	categories := []string{"ai-machine-learning", "database", "integration-delivery", "monitoring-logging", "networking", "security", "storage", "streaming-messaging"}
-	if !slices.Contains(categories, a["artifacthub.io/category"]) {
-		t.Errorf("artifacthub.io/category = %q, not one of Artifact Hub's %v", a["artifacthub.io/category"], categories)
-	}
+	require.Contains(t, categories, a["artifacthub.io/category"], "artifacthub.io/category: not one of Artifact Hub's")
 	var links []struct {
 		Name string `json:"name"`
 		URL  string `json:"url"`
 	}
-	if err := yaml.UnmarshalStrict([]byte(a["artifacthub.io/links"]), &links); err != nil || len(links) == 0 {
-		t.Fatalf("artifacthub.io/links: %v (%d links)", err, len(links))
-	}
+	require.NoError(t, yaml.UnmarshalStrict([]byte(a["artifacthub.io/links"]), &links), "artifacthub.io/links")
+	require.NotEmpty(t, links, "artifacthub.io/links: no links")
+	var problems problemList
 	for _, l := range links {
 		if u, err := url.Parse(l.URL); err != nil || u.Scheme != "https" || u.Host == "" || l.Name == "" {
-			t.Errorf("artifacthub.io/links entry %+v: want a name and an https URL", l)
+			problems.add("artifacthub.io/links entry %+v: want a name and an https URL", l)
 		}
 	}
-	if links[0].URL != c.Metadata.Home {
-		t.Errorf("the first link %q should be the source, Chart.yaml's home %q", links[0].URL, c.Metadata.Home)
-	}
+	require.Empty(t, problems)
+	require.Equalf(t, c.Metadata.Home, links[0].URL, "the first link should be the source, Chart.yaml's home %q", c.Metadata.Home)
 	var packaged bool
 	for _, f := range c.Files {
 		packaged = packaged || f.Name == "LICENSE"
 	}
-	if !packaged {
-		t.Error("LICENSE is not in the chart's files: .helmignore must not drop it")
-	}
+	require.True(t, packaged, "LICENSE is not in the chart's files: .helmignore must not drop it")
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
@@ -55,17 +56,19 @@ func TestRender(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			vals := values(t, c.files, c.sets...)
 			r := mustRender(t, vals)
+			var problems problemList
 			for _, kind := range []string{"Deployment", "Service", "ScaledJob", "TriggerAuthentication", "Pod"} {
 				if len(r.kind(kind)) == 0 {
-					t.Errorf("no %s rendered", kind)
+					problems.add("no %s rendered", kind)
 				}
 			}
-			checkObjects(t, r)
-			checkRestricted(t, r)
-			checkCrossRefs(t, r, vals)
+			problems = append(problems, checkObjects(t, r)...)
+			problems = append(problems, checkRestricted(t, r)...)
+			problems = append(problems, checkCrossRefs(t, r, vals)...)
 			if !strings.Contains(r.notes, "helm test") || !strings.Contains(r.notes, "/send") {
-				t.Errorf("NOTES.txt lacks the how-to:\n%s", r.notes)
+				problems.add("NOTES.txt lacks the how-to:\n%s", r.notes)
 			}
+			require.Empty(t, problems)
 		})
 	}
 }
@@ -93,6 +96,7 @@ func TestDefaults(t *testing.T) {
 		"spec.jobTargetRef.activeDeadlineSeconds":       float64(80),
 		"spec.jobTargetRef.backoffLimit":                float64(2),
 	}
+	var problems problemList
 	for path, w := range want {
 		var p []any
 		for _, s := range strings.Split(path, ".") {
@@ -103,31 +107,24 @@ func TestDefaults(t *testing.T) {
 			}
 		}
 		if got := get(sj, p...); got != w {
-			t.Errorf("ScaledJob %s = %v, want %v", path, got, w)
+			problems.add("ScaledJob %s = %v, want %v", path, got, w)
 		}
 	}
-	if _, ok := get(sj, "spec", "triggers", 0, "metadata", "excludeUnacknowledged").(string); ok {
-		t.Error("excludeUnacknowledged is an error with amqp since KEDA v2.18")
-	}
+	require.Empty(t, problems)
+	_, ok := get(sj, "spec", "triggers", 0, "metadata", "excludeUnacknowledged").(string)
+	require.False(t, ok, "excludeUnacknowledged is an error with amqp since KEDA v2.18")
 	dep := r.one(t, "Deployment").obj
-	if img := get(dep, "spec", "template", "spec", "containers", 0, "image"); img != "keda-demo-app:0.1.0" {
-		t.Errorf("app image %v, want keda-demo-app:0.1.0 (tag defaults to appVersion)", img)
-	}
-	if img := get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"); img != "keda-demo-processor:0.1.0" {
-		t.Errorf("processor image %v", img)
-	}
+	require.Equal(t, "keda-demo-app:0.1.0", get(dep, "spec", "template", "spec", "containers", 0, "image"), "app image (the tag defaults to appVersion)")
+	require.Equal(t, "keda-demo-processor:0.1.0", get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"), "processor image")
 	pdb := r.one(t, "PodDisruptionBudget").obj
-	if get(pdb, "spec", "maxUnavailable") != float64(1) {
-		t.Errorf("PDB maxUnavailable %v, want 1", get(pdb, "spec", "maxUnavailable"))
-	}
+	require.Equal(t, float64(1), get(pdb, "spec", "maxUnavailable"), "PDB maxUnavailable")
 	// App's own MongoDB user, not root.
 	env := map[string]any{}
 	for _, e := range get(dep, "spec", "template", "spec", "containers", 0, "env").([]any) {
 		env[str(get(e, "name"))] = e
 	}
-	if str(get(env["MONGODB_USERNAME"], "value")) != "keda_demo" || str(get(env["MONGODB_PASSWORD"], "valueFrom", "secretKeyRef", "key")) != "mongodb-passwords" {
-		t.Errorf("the app must use its own MongoDB user keda_demo (key mongodb-passwords), got %v / %v", env["MONGODB_USERNAME"], env["MONGODB_PASSWORD"])
-	}
+	require.Truef(t, str(get(env["MONGODB_USERNAME"], "value")) == "keda_demo" && str(get(env["MONGODB_PASSWORD"], "valueFrom", "secretKeyRef", "key")) == "mongodb-passwords",
+		"the app must use its own MongoDB user keda_demo (key mongodb-passwords), got %v / %v", env["MONGODB_USERNAME"], env["MONGODB_PASSWORD"])
 }
 
 // TestImageValues: the --set keys `go tool task images` prints (global.kedaDemo.imageRegistry,
@@ -143,29 +140,26 @@ func TestImageValues(t *testing.T) {
 	dep := r.one(t, "Deployment").obj
 	sj := r.one(t, "ScaledJob").obj
 	test := r.one(t, "Pod").obj
-	if got := get(dep, "spec", "template", "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-app:abc123" {
-		t.Errorf("app image %v", got)
-	}
-	if got := get(test, "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-app:abc123" {
-		t.Errorf("helm test image %v", got)
-	}
-	if got := get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"); got != "registry.example:5000/team/keda-demo-processor:abc123@sha256:"+strings.Repeat("a", 64) {
-		t.Errorf("processor image %v", got)
-	}
+	require.Equal(t, "registry.example:5000/team/keda-demo-app:abc123", get(dep, "spec", "template", "spec", "containers", 0, "image"), "app image")
+	require.Equal(t, "registry.example:5000/team/keda-demo-app:abc123", get(test, "spec", "containers", 0, "image"), "helm test image")
+	require.Equal(t, "registry.example:5000/team/keda-demo-processor:abc123@sha256:"+strings.Repeat("a", 64),
+		get(sj, "spec", "jobTargetRef", "template", "spec", "containers", 0, "image"), "processor image")
 }
 
 // TestPasswordsNeverInPlainValues: a password with special characters (the tutorial's P@ssw0rd)
 // never appears in an env value or a ConfigMap — only in Secrets.
 func TestPasswordsNeverInPlainValues(t *testing.T) {
 	r := mustRender(t, values(t, nil, "rabbitmq.auth.password=P@ssw0rd", "mongodb.auth.passwords={P@ssw0rd}", "mongodb.auth.rootPassword=P@ssw0rd"))
+	var problems problemList
 	for _, d := range r.docs {
 		if d.obj["kind"] == "Secret" {
 			continue
 		}
 		if strings.Contains(d.text, "P@ssw0rd") {
-			t.Errorf("%v %v contains the password", d.obj["kind"], get(d.obj, "metadata", "name"))
+			problems.add("%v %v contains the password", d.obj["kind"], get(d.obj, "metadata", "name"))
 		}
 	}
+	require.Empty(t, problems)
 }
 
 func TestRegistryCredentialsSecret(t *testing.T) {
@@ -179,24 +173,17 @@ func TestRegistryCredentialsSecret(t *testing.T) {
 		}
 		found = true
 		raw, err := base64.StdEncoding.DecodeString(str(get(s.obj, "data", ".dockerconfigjson")))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, ".dockerconfigjson")
 		var cfg struct {
 			Auths map[string]struct{ Username, Password, Auth string }
 		}
-		if err := json.Unmarshal(raw, &cfg); err != nil {
-			t.Fatalf("dockerconfigjson: %v", err)
-		}
+		require.NoError(t, json.Unmarshal(raw, &cfg), "dockerconfigjson")
 		a := cfg.Auths["ghcr.io"]
 		auth, _ := base64.StdEncoding.DecodeString(a.Auth)
-		if a.Username != "bot" || a.Password != "p@ss" || string(auth) != "bot:p@ss" {
-			t.Errorf("dockerconfigjson %s", raw)
-		}
+		require.Truef(t, a.Username == "bot" && a.Password == "p@ss" && string(auth) == "bot:p@ss",
+			"dockerconfigjson %s: want ghcr.io with username bot, password p@ss and auth bot:p@ss", raw)
 	}
-	if !found {
-		t.Fatal("no kubernetes.io/dockerconfigjson Secret")
-	}
+	require.True(t, found, "no kubernetes.io/dockerconfigjson Secret")
 }
 
 // TestLint: pkg/lint (what `helm lint` runs) finds no error for the defaults and every profile.
@@ -210,13 +197,15 @@ func TestLint(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			vals := values(t, c.files, lintOverlay...)
 			l := lint.AllWithKubeVersion(chartDir, vals, namespace, kubeVersion)
+			var problems problemList
 			for _, m := range l.Messages {
 				if m.Severity >= support.ErrorSev {
-					t.Errorf("lint: %s", m)
+					problems.add("lint: %s", m)
 				} else {
 					t.Logf("lint: %s", m)
 				}
 			}
+			require.Empty(t, problems)
 		})
 	}
 }
@@ -232,14 +221,9 @@ func TestGlobalPassthrough(t *testing.T) {
 // install KEDA; renderOffline skips the check.
 func TestKedaCheck(t *testing.T) {
 	_, err := renderWith(t, values(t, nil), renderOpts{apiVersions: chartutil.VersionSet{}})
-	if err == nil || !strings.Contains(err.Error(), "keda.sh/v1alpha1") || !strings.Contains(err.Error(), "helm install keda kedacore/keda") || !strings.Contains(err.Error(), "renderOffline") {
-		t.Fatalf("want the install-KEDA-first error, got %v", err)
-	}
+	require.Error(t, err, "want the install-KEDA-first error")
+	require.Emptyf(t, unnamed(err, "keda.sh/v1alpha1", "helm install keda kedacore/keda", "renderOffline"), "want the install-KEDA-first error, got:\n%v", err)
 	r, err := renderWith(t, values(t, nil, lintOverlay...), renderOpts{apiVersions: chartutil.VersionSet{}})
-	if err != nil {
-		t.Fatalf("renderOffline with explicit passwords: %v", err)
-	}
-	if len(r.kind("ScaledJob")) != 1 {
-		t.Error("renderOffline must still render the ScaledJob")
-	}
+	require.NoError(t, err, "renderOffline with explicit passwords")
+	require.Equal(t, 1, len(r.kind("ScaledJob")), "renderOffline must still render the ScaledJob")
 }

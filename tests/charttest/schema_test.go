@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestSchemaSharedBlocks: Helm compiles each chart's values.schema.json on its own (added as
@@ -14,9 +16,7 @@ import (
 func TestSchemaSharedBlocks(t *testing.T) {
 	load := func(path string) map[string]any {
 		var s map[string]any
-		if err := json.Unmarshal(readFile(t, filepath.Join(chartDir, path)), &s); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		require.NoError(t, json.Unmarshal(readFile(t, filepath.Join(chartDir, path)), &s), path)
 		return s
 	}
 	umbrella, app, proc := load("values.schema.json"), load("charts/app/values.schema.json"), load("charts/processor/values.schema.json")
@@ -32,9 +32,11 @@ func TestSchemaSharedBlocks(t *testing.T) {
 	for _, k := range []string{"podAnnotations", "podLabels", "nodeSelector", "tolerations", "affinity"} {
 		pairs = append(pairs, pair{"app." + k + " / processor.job." + k, get(app, "properties", k), get(proc, "properties", "job", "properties", k)})
 	}
+	var problems problemList
 	for _, p := range pairs {
 		if p.a == nil || !reflect.DeepEqual(p.a, p.b) {
-			t.Errorf("schema blocks %s differ (or are missing): %v vs %v", p.what, p.a, p.b)
+			problems.add("schema blocks %s differ (or are missing): %v vs %v", p.what, p.a, p.b)
 		}
 	}
+	require.Empty(t, problems)
 }

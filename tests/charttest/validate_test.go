@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiext "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -64,9 +65,7 @@ func kedaSchemas(t *testing.T) map[string]*crdSchema {
 			crdSchemas[s.kind] = s
 		}
 	})
-	if crdErr != nil {
-		t.Fatal(crdErr)
-	}
+	require.NoError(t, crdErr, "the vendored KEDA CRDs")
 	return crdSchemas
 }
 
@@ -126,66 +125,68 @@ func (c *crdSchema) validate(d doc) []string {
 }
 
 // checkObjects: every object decodes strictly into its real type, or validates against KEDA's
-// CRD schema; names and labels are valid.
-func checkObjects(t *testing.T, r rendered) {
+// CRD schema; names and labels are valid. It returns every problem of every object.
+func checkObjects(t *testing.T, r rendered) problemList {
 	t.Helper()
+	var problems problemList
 	keda := kedaSchemas(t)
 	for _, d := range r.docs {
 		apiVersion, kind := str(d.obj["apiVersion"]), str(d.obj["kind"])
 		name := str(get(d.obj, "metadata", "name"))
 		where := fmt.Sprintf("%s %s (%s)", kind, name, d.source)
 		for _, msg := range kvalidation.IsDNS1123Subdomain(name) {
-			t.Errorf("%s: metadata.name: %s", where, msg)
+			problems.add("%s: metadata.name: %s", where, msg)
 		}
 		if labels, ok := get(d.obj, "metadata", "labels").(map[string]any); ok {
 			for k, v := range labels {
 				for _, msg := range kvalidation.IsQualifiedName(k) {
-					t.Errorf("%s: label %s: %s", where, k, msg)
+					problems.add("%s: label %s: %s", where, k, msg)
 				}
 				for _, msg := range kvalidation.IsValidLabelValue(str(v)) {
-					t.Errorf("%s: label %s=%v: %s", where, k, v, msg)
+					problems.add("%s: label %s=%v: %s", where, k, v, msg)
 				}
 			}
 		}
 		gv, err := schema.ParseGroupVersion(apiVersion)
 		if err != nil {
-			t.Errorf("%s: apiVersion: %v", where, err)
+			problems.add("%s: apiVersion: %v", where, err)
 			continue
 		}
 		gvk := gv.WithKind(kind)
 		switch {
 		case scheme.Scheme.Recognizes(gvk):
 			if err := decodeStrict(d, nil); err != nil {
-				t.Errorf("%s: strict decode into %s: %v", where, gvk, err)
+				problems.add("%s: strict decode into %s: %v", where, gvk, err)
 			}
 		case gv.Group == "keda.sh":
 			s, ok := keda[kind]
 			if !ok || gv.Version != "v1alpha1" {
-				t.Errorf("%s: no vendored KEDA CRD for %s", where, gvk)
+				problems.add("%s: no vendored KEDA CRD for %s", where, gvk)
 				continue
 			}
 			for _, p := range s.validate(d) {
-				t.Errorf("%s: KEDA v2.21.0 CRD: %s", where, p)
+				problems.add("%s: KEDA v2.21.0 CRD: %s", where, p)
 			}
 			if kind == "ScaledJob" {
 				// The CRD embeds batch/v1 JobSpec; decode it strictly into the real type too.
 				b, _ := yaml.Marshal(get(d.obj, "spec", "jobTargetRef"))
 				var js batchv1.JobSpec
 				if err := yaml.UnmarshalStrict(b, &js); err != nil {
-					t.Errorf("%s: spec.jobTargetRef is not a strict batch/v1 JobSpec: %v", where, err)
+					problems.add("%s: spec.jobTargetRef is not a strict batch/v1 JobSpec: %v", where, err)
 				}
 			}
 		case gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"},
 			gvk == schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "PrometheusRule"}:
 			for k := range d.obj {
 				if k != "apiVersion" && k != "kind" && k != "metadata" && k != "spec" {
-					t.Errorf("%s: unknown top-level field %q", where, k)
+					problems.add("%s: unknown top-level field %q", where, k)
 				}
 			}
 		default:
-			t.Errorf("%s: unexpected kind %s: add a validation for it", where, gvk)
+			problems.add("%s: unexpected kind %s: add a validation for it", where, gvk)
 		}
 	}
+	return problems
 }
 
 // podOf is one pod template of the release: the app Deployment's, the processor Job's (inside
@@ -201,13 +202,9 @@ func ourPods(t *testing.T, r rendered) []podOf {
 	var pods []podOf
 	add := func(d doc, where string, tmpl any) {
 		b, err := yaml.Marshal(tmpl)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err, where)
 		var pt corev1.PodTemplateSpec
-		if err := yaml.UnmarshalStrict(b, &pt); err != nil {
-			t.Fatalf("%s: pod template: %v", where, err)
-		}
+		require.NoErrorf(t, yaml.UnmarshalStrict(b, &pt), "%s: pod template", where)
 		pods = append(pods, podOf{where: where, meta: pt.ObjectMeta, spec: pt.Spec})
 	}
 	for _, d := range r.docs {
@@ -237,16 +234,13 @@ var (
 
 // checkRestricted evaluates every pod of ours with the Pod Security Admission library at the
 // restricted level (what a namespace labelled pod-security.kubernetes.io/enforce=restricted
-// enforces), plus a read-only root filesystem on top (the programs write nothing to disk).
-func checkRestricted(t *testing.T, r rendered) {
+// enforces), plus a read-only root filesystem on top (the programs write nothing to disk). It
+// returns every violation.
+func checkRestricted(t *testing.T, r rendered) problemList {
 	t.Helper()
 	pods := ourPods(t, r)
-	if len(pods) < 3 {
-		t.Fatalf("want the app, processor and helm test pods, got %d", len(pods))
-	}
-	for _, p := range restrictedProblems(t, pods, boundAccounts(r)) {
-		t.Error(p)
-	}
+	require.GreaterOrEqualf(t, len(pods), 3, "want the app, processor and helm test pods, got %d", len(pods))
+	return restrictedProblems(t, pods, boundAccounts(r))
 }
 
 // boundAccounts are the ServiceAccounts the release's RoleBindings grant a Role to.
@@ -264,13 +258,11 @@ func boundAccounts(r rendered) map[string]bool {
 
 // restrictedProblems: a pod mounts its ServiceAccount token only when the release binds a Role to
 // that account (the app's Jobs view); any other pod has no use for one.
-func restrictedProblems(t *testing.T, pods []podOf, bound map[string]bool) []string {
+func restrictedProblems(t *testing.T, pods []podOf, bound map[string]bool) problemList {
 	t.Helper()
 	pssOnce.Do(func() { pssEvaluator, pssErr = policy.NewEvaluator(policy.DefaultChecks(), nil) })
-	if pssErr != nil {
-		t.Fatal(pssErr)
-	}
-	var problems []string
+	require.NoError(t, pssErr, "the Pod Security Admission evaluator")
+	var problems problemList
 	lv := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
 	for _, p := range pods {
 		res := policy.AggregateCheckResults(pssEvaluator.EvaluatePod(lv, &p.meta, &p.spec))

@@ -4,15 +4,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"sigs.k8s.io/yaml"
 )
 
 func docOf(t *testing.T, text string) doc {
 	t.Helper()
 	obj := map[string]any{}
-	if err := yaml.Unmarshal([]byte(text), &obj); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, yaml.Unmarshal([]byte(text), &obj))
 	return doc{source: "test", text: text, obj: obj}
 }
 
@@ -35,14 +34,15 @@ spec:
         containers: [{name: c, image: i, imagePullPolicy: Sometimes, bogus: 1}]
   triggers: []
 `)
-	problems := strings.Join(sj.validate(bad), "\n")
+	var missed problemList
+	got := strings.Join(sj.validate(bad), "\n")
 	for _, want := range []string{"spec.pollingInterval", "spec.maxReplicaCount", "unknownField", "spec.rollout.strategy", "spec.scalingStrategy.strategy", "bogus", "spec.triggers"} {
-		if !strings.Contains(problems, want) {
-			t.Errorf("KEDA CRD validation missed %s; got:\n%s", want, problems)
+		if !strings.Contains(got, want) {
+			missed.add("KEDA CRD validation missed %s; got:\n%s", want, got)
 		}
 	}
 	ta := kedaSchemas(t)["TriggerAuthentication"]
-	problems = strings.Join(ta.validate(docOf(t, `apiVersion: keda.sh/v1alpha1
+	got = strings.Join(ta.validate(docOf(t, `apiVersion: keda.sh/v1alpha1
 kind: TriggerAuthentication
 metadata: {name: x}
 spec:
@@ -50,12 +50,12 @@ spec:
   secretRefs: []
 `)), "\n")
 	for _, want := range []string{"key", "secretRefs"} {
-		if !strings.Contains(problems, want) {
-			t.Errorf("TriggerAuthentication validation missed %s; got:\n%s", want, problems)
+		if !strings.Contains(got, want) {
+			missed.add("TriggerAuthentication validation missed %s; got:\n%s", want, got)
 		}
 	}
 	if err := decodeStrict(docOf(t, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replica: 2\n"), nil); err == nil || !strings.Contains(err.Error(), "replica") {
-		t.Errorf("strict decoding missed an unknown field: %v", err)
+		missed.add("strict decoding missed an unknown field: %v", err)
 	}
 	insecure := rendered{docs: []doc{docOf(t, `apiVersion: v1
 kind: Pod
@@ -63,10 +63,11 @@ metadata: {name: x, labels: {app.kubernetes.io/part-of: keda-demo}}
 spec:
   containers: [{name: c, image: i}]
 `)}}
-	problems = strings.Join(restrictedProblems(t, ourPods(t, insecure), nil), "\n")
+	got = strings.Join(restrictedProblems(t, ourPods(t, insecure), nil), "\n")
 	for _, want := range []string{"restricted", "readOnlyRootFilesystem", "automountServiceAccountToken"} {
-		if !strings.Contains(problems, want) {
-			t.Errorf("the restricted check missed %s for a pod without any securityContext:\n%s", want, problems)
+		if !strings.Contains(got, want) {
+			missed.add("the restricted check missed %s for a pod without any securityContext:\n%s", want, got)
 		}
 	}
+	require.Empty(t, missed)
 }
