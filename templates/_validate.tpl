@@ -84,6 +84,21 @@ accepts the old key only so that this can name the new one. */ -}}
 {{- fail "app.dashboard was renamed app.livePage: move its keys there (app.livePage.jobs.enabled, app.livePage.maxClients, app.livePage.heartbeat)" }}
 {{- end }}
 
+{{- $proc := .Values.processor }}
+{{- /* The Job's deadline was processor.workDurationSeconds + processor.job.activeDeadlineMarginSeconds;
+it is now processor.job.activeDeadlineSeconds. The schema accepts the old key only so that this can
+name the new one. */ -}}
+{{- if hasKey $proc.job "activeDeadlineMarginSeconds" }}
+{{- fail "processor.job.activeDeadlineMarginSeconds was replaced by processor.job.activeDeadlineSeconds, the Job's whole deadline (default 1800): the processor now ends its own run within processor.workDurationSeconds + 60 s (RUN_TIMEOUT), so the Job's deadline only has to outlast the wait for its pod to start. Remove the old key, and set processor.job.activeDeadlineSeconds if 1800 does not suit" }}
+{{- end }}
+{{- /* The processor ends its own run by RUN_TIMEOUT = WORK_DURATION + 60 s (processor/internal/config,
+RunMargin; the chart leaves RUN_TIMEOUT at that default). A Job deadline at or below that would cut
+runs that are doing nothing wrong. */ -}}
+{{- $runBound := add (int $proc.workDurationSeconds) 60 }}
+{{- if le (int $proc.job.activeDeadlineSeconds) $runBound }}
+{{- fail (printf "processor.job.activeDeadlineSeconds=%d must exceed processor.workDurationSeconds + 60 = %d: the processor ends its own run by then (RUN_TIMEOUT = WORK_DURATION + 60s), and the Job's deadline also counts the wait for its pod to start (minutes while a cluster autoscaler adds a node; the default is 1800)" (int $proc.job.activeDeadlineSeconds) $runBound) }}
+{{- end }}
+
 {{- /* The Jobs view's Role must not land on the namespace's shared "default" account. */ -}}
 {{- if and $app.livePage.jobs.enabled (not $app.serviceAccount.create) (not $app.serviceAccount.name) }}
 {{- fail "app.livePage.jobs.enabled=true binds a Role (read Jobs and pods) to the app's ServiceAccount, and with app.serviceAccount.create=false and no app.serviceAccount.name that is the namespace's \"default\" account, which every other pod there uses too: set app.serviceAccount.name to an account of the app's own, set app.serviceAccount.create=true, or set app.livePage.jobs.enabled=false" }}

@@ -93,7 +93,7 @@ func TestDefaults(t *testing.T) {
 		"spec.maxReplicaCount":                          float64(10),
 		"spec.successfulJobsHistoryLimit":               float64(3),
 		"spec.failedJobsHistoryLimit":                   float64(5),
-		"spec.jobTargetRef.activeDeadlineSeconds":       float64(80),
+		"spec.jobTargetRef.activeDeadlineSeconds":       float64(1800),
 		"spec.jobTargetRef.backoffLimit":                float64(2),
 	}
 	var problems problemList

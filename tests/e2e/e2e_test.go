@@ -232,6 +232,14 @@ func scenarioSets(extra ...string) []string {
 	return append(sets, extra...)
 }
 
+// pendingPodConditions is what the scenario's ScaledJob counts as pending, for the report.
+func pendingPodConditions() string {
+	if p := os.Getenv("E2E_PENDING_POD_CONDITIONS"); p != "" {
+		return p
+	}
+	return "Ready (the chart's default)"
+}
+
 // up runs `cluster/cluster.sh up` as `go tool task up` does, with the scenario's values (and
 // env, e.g. KEDA_DEMO_IMAGEBUILD_ARGS), and returns what it printed on stdout and how long it took.
 func (e *env) up(t *testing.T, env []string, extraSets ...string) (string, time.Duration) {
@@ -709,7 +717,7 @@ func (e *env) burstScales(t *testing.T) {
 	}
 	surplus := e.checkJobs(t, jobs, n)
 	line := fmt.Sprintf("e2e: messages=%d jobs=%d jobs_per_message=%.2f first_job_s=%.1f last_record_s=%.1f publish_s=%.1f surplus_queue_empty=%d polling_interval_s=%d strategy=%s pending_pod_conditions=%q",
-		n, len(jobs), float64(len(jobs))/n, first.Seconds(), lastRecord.Sub(start).Seconds(), sent.Seconds(), surplus, pollingInterval, strategy, os.Getenv("E2E_PENDING_POD_CONDITIONS"))
+		n, len(jobs), float64(len(jobs))/n, first.Seconds(), lastRecord.Sub(start).Seconds(), sent.Seconds(), surplus, pollingInterval, strategy, pendingPodConditions())
 	fmt.Println(line)
 	_ = os.WriteFile(filepath.Join(runDir, "e2e-result.txt"), []byte(line+"\n"), 0o644)
 	t.Log(line)

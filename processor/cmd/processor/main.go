@@ -3,9 +3,10 @@
 //	processor                          take one message, store it, ack it, work, exit
 //	processor requeue-dead [--limit N] move dead-lettered messages back to the work queue
 //
-// Exit codes: 0 done (also: queue empty, poison message dead-lettered), 1 unexpected failure,
-// 2 invalid configuration, 69 RabbitMQ unreachable, 75 MongoDB unreachable or the write failed
-// (the message is kept for a retry).
+// Exit codes: 0 done (also: queue empty, poison message dead-lettered), 1 unexpected failure
+// (also: the run not ended by RUN_TIMEOUT), 2 invalid configuration (also: PROBE_ADDR cannot be
+// bound), 69 RabbitMQ unreachable, 75 MongoDB unreachable or the write failed (the message is kept
+// for a retry).
 package main
 
 import (
@@ -16,14 +17,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
 	"github.com/keda-demo/keda-demo/processor/internal/job"
+	"github.com/keda-demo/keda-demo/processor/internal/probe"
 	"github.com/keda-demo/keda-demo/processor/internal/requeue"
 )
 
 func main() {
+	start := time.Now() // RUN_TIMEOUT counts from here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) > 1 && os.Args[1] == "requeue-dead" {
@@ -39,8 +43,32 @@ func main() {
 		os.Exit(job.ExitConfig)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The readiness endpoint (503 until the message is taken) is bound before anything is
+	// connected. PROBE_ADDR is empty unless set (the chart sets it): outside a pod nothing probes,
+	// and several processors on one host would compete for one port. Set but not bindable is a
+	// configuration error, reported before the queue is touched: a processor that can never report
+	// its message taken would count as pending for KEDA all its life, and KEDA would start fewer
+	// Jobs than there are messages, without a word.
+	pr, err := probeListen(cfg.ProbeAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "processor: PROBE_ADDR=%q: %v\n", cfg.ProbeAddr, err)
+		os.Exit(job.ExitConfig)
+	}
+	if pr != nil {
+		log.Debug("readiness endpoint", "addr", pr.Addr(), "path", probe.Path)
+	}
 	host, _ := os.Hostname() // the pod name in Kubernetes
-	os.Exit(job.Runner{Cfg: cfg, Log: log, Hostname: host}.Run(ctx))
+	code := job.Runner{Cfg: cfg, Log: log, Hostname: host, Start: start, Probe: pr}.Run(ctx)
+	_ = pr.Close()
+	os.Exit(code)
+}
+
+// probeListen starts the readiness endpoint; nil, nil when addr is empty.
+func probeListen(addr string) (*probe.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	return probe.Listen(addr)
 }
 
 // requeueDead moves dead-lettered messages back and returns the exit code. It reads only the

@@ -3,7 +3,12 @@
 // Order matters. MongoDB is pinged before the queue is touched, so a database outage does not use
 // up messages' attempts. The message is acked right after the store write (the record is safe), so
 // KEDA's amqp count (ready messages only) no longer includes it: the chart pairs this with the
-// ScaledJob "accurate" strategy.
+// ScaledJob "accurate" strategy. Once the run holds its message it tells the readiness endpoint
+// (package probe), so that KEDA stops counting the Job as pending only then.
+//
+// The whole run is bounded by RUN_TIMEOUT from the program's start (config.RunMargin): the steps
+// before the work have a deadline that leaves the work its whole WORK_DURATION, and at RUN_TIMEOUT
+// Run returns whatever a step is doing, so a hung dependency still ends the pod.
 package job
 
 import (
@@ -22,6 +27,7 @@ import (
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
 	"github.com/keda-demo/keda-demo/messaging/rabbitqueue"
 	"github.com/keda-demo/keda-demo/processor/internal/config"
+	"github.com/keda-demo/keda-demo/processor/internal/probe"
 )
 
 // Exit codes, documented in the README and relied on by the chart.
@@ -46,23 +52,51 @@ const (
 	StoreDown      Outcome = "mongodb-unavailable"
 	BrokerDown     Outcome = "broker-unavailable"
 	Unacknowledged Outcome = "failed-unacknowledged"
+	RunTimeout     Outcome = "run-timeout" // a step hung past its own deadline until RUN_TIMEOUT
 )
 
 // afterStore lets fault-injection builds stop the run between the store write and the ack
 // (see hook_faultinject.go); it does nothing otherwise.
 var afterStore = func() {}
 
+// beforeGet lets fault-injection builds pause or hang the run right before basic.get; it does
+// nothing otherwise.
+var beforeGet = func() {}
+
 // Runner runs the job.
 type Runner struct {
 	Cfg      config.Config
 	Log      *slog.Logger
 	Hostname string
+	// Start is when the program started, which RUN_TIMEOUT counts from (now when zero).
+	Start time.Time
+	// Probe is told when the run holds its message; nil when PROBE_ADDR is empty.
+	Probe *probe.Server
 }
 
-// Run takes one message and returns the process exit code. It logs one line with the outcome.
+// Run takes one message and returns the process exit code. It logs one line with the outcome. It
+// returns by RUN_TIMEOUT after the start even when a step ignores its deadline: the caller then
+// exits, and the broker puts back a message that was taken and not acked.
 func (r Runner) Run(ctx context.Context) int {
-	start := time.Now()
-	res := r.run(ctx)
+	start := r.Start
+	if start.IsZero() {
+		start = time.Now()
+	}
+	if r.Cfg.RunTimeout <= 0 { // a Config not made by config.Load
+		r.Cfg.RunTimeout = r.Cfg.WorkDuration + config.RunMargin
+	}
+	deadline := start.Add(r.Cfg.RunTimeout)
+	done := make(chan result, 1)
+	go func() { done <- r.run(ctx, start, deadline) }()
+	hardStop := time.NewTimer(time.Until(deadline))
+	defer hardStop.Stop()
+	var res result
+	select {
+	case res = <-done:
+	case <-hardStop.C:
+		res = result{outcome: RunTimeout, code: ExitFailure,
+			err: fmt.Errorf("the run did not end within RUN_TIMEOUT=%s of its start: a step hung past its own deadline", r.Cfg.RunTimeout)}
+	}
 	attrs := []any{
 		"outcome", string(res.outcome), "message_id", res.id, "attempt", res.attempt,
 		"store_ms", ms(res.storeTime), "work_ms", ms(res.workTime), "total_ms", ms(time.Since(start)),
@@ -93,17 +127,29 @@ type result struct {
 	err         error
 }
 
-func (r Runner) run(ctx context.Context) result {
+func (r Runner) run(ctx context.Context, start, deadline time.Time) result {
+	// The steps before the work end by setupEnd (config.RunMargin); sctx carries it to MongoDB.
+	setupEnd := start.Add(r.Cfg.SetupBound())
+	sctx, cancel := context.WithDeadline(ctx, setupEnd)
+	defer cancel()
+	cut := func(err error) error {
+		if ctx.Err() == nil && !time.Now().Before(setupEnd) {
+			return fmt.Errorf("%w (cut at the deadline of the steps before the work, RUN_TIMEOUT − WORK_DURATION − %s = %s after the start)",
+				err, config.WorkEndReserve, r.Cfg.SetupBound())
+		}
+		return err
+	}
+
 	st, err := mongostore.Open(r.Cfg.Mongo)
 	if err != nil {
 		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
 	}
 	defer func() { _ = st.Close(context.Background()) }()
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	pctx, cancelPing := context.WithTimeout(sctx, 10*time.Second)
 	err = st.Ping(pctx)
-	cancel()
+	cancelPing()
 	if err != nil {
-		return result{outcome: StoreDown, code: ExitStoreFailed, err: err}
+		return result{outcome: StoreDown, code: ExitStoreFailed, err: cut(err)}
 	}
 
 	conn, err := rabbitqueue.Dial(r.Cfg.Broker, "keda-demo-processor")
@@ -111,18 +157,26 @@ func (r Runner) run(ctx context.Context) result {
 		return result{outcome: BrokerDown, code: ExitBroker, err: err}
 	}
 	defer conn.Close()
+	// A broker call still waiting at setupEnd (basic.get takes no context) is cut off by closing
+	// the connection; the broker then puts back a message taken and not acked, its attempt not
+	// counted. Only the deadline does this: SIGTERM lets the steps end on their own.
+	cutConn := time.AfterFunc(time.Until(setupEnd), func() { _ = conn.CloseDeadline(time.Now().Add(time.Second)) })
+	defer cutConn.Stop()
 	ch, err := conn.Channel()
 	if err != nil {
-		return result{outcome: BrokerDown, code: ExitBroker, err: fmt.Errorf("open channel: %w", err)}
+		return result{outcome: BrokerDown, code: ExitBroker, err: cut(fmt.Errorf("open channel: %w", err))}
 	}
 	top := r.Cfg.Broker.Topology
+	beforeGet()
 	d, ok, err := ch.Get(top.Queue, false)
 	if err != nil {
-		return result{outcome: BrokerDown, code: ExitBroker, err: fmt.Errorf("basic.get from %q: %w", top.Queue, err)}
+		return result{outcome: BrokerDown, code: ExitBroker, err: cut(fmt.Errorf("basic.get from %q: %w", top.Queue, err))}
 	}
 	if !ok {
 		return result{outcome: Empty, code: ExitOK}
 	}
+	// The message has left the queue's ready count: from now on this Job is no longer pending.
+	r.Probe.Taken()
 	res := result{id: d.MessageId, attempt: contract.Attempt(d.Headers)}
 
 	msg, err := contract.Decode(d.Body)
@@ -136,22 +190,23 @@ func (r Runner) run(ctx context.Context) result {
 	}
 
 	t0 := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	wctx, cancelWrite := context.WithTimeout(sctx, 15*time.Second)
 	inserted, err := st.Upsert(wctx, mongostore.Record{
 		ID: d.MessageId, Name: msg.Name, Content: msg.Content,
 		CreatedAt:   contract.CreatedAt(d.Headers, d.Timestamp),
 		ProcessedAt: time.Now().UTC(), ProcessedBy: r.Hostname, Job: r.Cfg.JobName,
 	})
-	cancel()
+	cancelWrite()
 	res.storeTime = time.Since(t0)
 	if err != nil {
-		return r.storeFailed(ctx, conn, d, res, err)
+		return r.storeFailed(sctx, conn, d, res, cut(err))
 	}
 	afterStore()
 	if err := d.Ack(false); err != nil {
 		// Stored but not acked: the broker redelivers it, and the upsert makes that harmless.
-		return r.settle(res, Unacknowledged, ExitFailure, nil, fmt.Errorf("ack: %w", err))
+		return r.settle(res, Unacknowledged, ExitFailure, nil, cut(fmt.Errorf("ack: %w", err)))
 	}
+	cutConn.Stop()
 	res.outcome, res.code = Stored, ExitOK
 	if !inserted {
 		res.outcome = Duplicate
@@ -166,8 +221,13 @@ func (r Runner) run(ctx context.Context) result {
 		res.interrupted = true
 	case <-time.After(r.Cfg.WorkDuration):
 		// The end of the work is what tells "processing" from "done" on the live page. The record
-		// and the ack are safe already, so a failed write is logged, not fatal.
-		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// and the ack are safe already, so a failed write is logged, not fatal. It ends a second
+		// before RUN_TIMEOUT, and has at least config.WorkEndReserve minus that second.
+		end := time.Now().Add(10 * time.Second)
+		if last := deadline.Add(-time.Second); last.Before(end) {
+			end = last
+		}
+		dctx, cancel := context.WithDeadline(ctx, end)
 		if err := st.WorkDone(dctx, d.MessageId, time.Now()); err != nil {
 			r.Log.Warn("work end not recorded", "message_id", d.MessageId, "error", err.Error())
 		}
