@@ -95,7 +95,10 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 
 func TestLivePageIsServed(t *testing.T) {
 	a := startApp(t, 1<<20)
-	for path, want := range map[string]string{"/": "<title>keda-demo: live</title>", "/live.js": "EventSource", "/live.css": ".counts"} {
+	for path, want := range map[string]string{
+		"/": "<title>keda-demo: live</title>", "/live.js": "EventSource", "/live.css": ".counts",
+		"/vendor/uplot.js": "/*! uPlot ", "/vendor/uplot.css": ".uplot",
+	} {
 		code, h, body := a.do("GET", path, "", nil)
 		require.Equal(t, http.StatusOK, code, path)
 		require.Contains(t, body, want, path)
