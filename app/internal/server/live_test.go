@@ -57,6 +57,7 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 			require.NotContains(t, data, secret, "the page never gets a connection string")
 		}
 		require.Equal(t, live.JobsDisabled, s.JobsStatus.State, "no Jobs view outside a cluster")
+		require.Equal(t, 120, s.Chart.WindowSeconds, "LIVE_CHART_WINDOW reaches the page")
 		return true
 	})
 	code, _, body := a.do("POST", "/send", `{"name":"n1","content":"c1"}`, jsonCT)
