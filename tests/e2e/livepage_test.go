@@ -23,7 +23,9 @@ import (
 // livePageShowsJobsAndRecords: the app's live page, opened in headless Chromium through the
 // Service, sends a burst of 10 from its form; 10 new Job names appear, each matched to exactly
 // one of the 10 new records, whose work ends as done. It measures how long the page takes to
-// show a Job after the API server has it, and a record after the processor stored it.
+// show a Job after the API server has it, and a record after the processor stored it. The
+// page's chart draws the burst: the work queue and the running Jobs rise and fall back to 0,
+// records arrive, and the page (uPlot included) reports no policy violation.
 func (e *env) livePageShowsJobsAndRecords(t *testing.T) {
 	e.needRelease(t)
 	const n = 10
@@ -54,7 +56,7 @@ func (e *env) livePageShowsJobsAndRecords(t *testing.T) {
 		}
 	}()
 
-	ctx := testkit.Browser(t, 8*time.Minute) // bounds the waits below (30 s + 2 min + 4 min)
+	ctx := testkit.Browser(t, 10*time.Minute) // bounds the waits below (30 s + 2 min + 4 min + 2 min)
 	page, err := testkit.OpenLivePage(ctx, e.appURL+"/")
 	must(t, err)
 	rows, err := page.WaitRows(30*time.Second, func(r testkit.PageRows) bool { return r.JobsStatus == "watching" })
@@ -122,6 +124,28 @@ func (e *env) livePageShowsJobsAndRecords(t *testing.T) {
 		t.Fatalf("want %d new records on %d distinct Jobs, got %d records on %d Jobs", n, n, len(recs), len(byJob))
 	}
 
+	// The chart: the burst as a picture, once the last Job is gone (the series start when the
+	// page opened, before the burst).
+	series, err := page.WaitSeries(2*time.Minute, func(s testkit.Series) bool {
+		return testkit.RoseAndFell(s.Queue) && testkit.RoseAndFell(s.Running)
+	})
+	must(t, page.Screenshot(filepath.Join(logs, "live-page-chart.png")))
+	if err != nil {
+		t.Fatalf("the chart did not show the work queue and the running Jobs rise and fall back to 0: %v\nqueue %v\nrunning %v",
+			err, deref(series.Queue), deref(series.Running))
+	}
+	queuePeak, _ := testkit.Peak(series.Queue)
+	runningPeak, _ := testkit.Peak(series.Running)
+	recordsPeak, _ := testkit.Peak(series.RecordsPerSec)
+	if recordsPeak <= 0 {
+		t.Errorf("the chart's records/s never rose: %v", deref(series.RecordsPerSec))
+	}
+	violations, err := page.CSPViolations()
+	must(t, err)
+	if len(violations) > 0 {
+		t.Errorf("the page broke its Content-Security-Policy: %v", violations)
+	}
+
 	// The records as stored: the same Job names, and when the processor stored them.
 	stored := e.storedRecords(t)
 	var jobLags, recLags []float64
@@ -141,8 +165,8 @@ func (e *env) livePageShowsJobsAndRecords(t *testing.T) {
 	if len(jobLags) != n {
 		t.Errorf("the watch saw %d of the %d Jobs created", len(jobLags), n)
 	}
-	line := fmt.Sprintf("e2e: page_job_lag_s=%.2f page_record_lag_s=%.2f page_job_lag_median_s=%.2f page_record_lag_median_s=%.2f jobs_listed=%d",
-		maxOf(jobLags), maxOf(recLags), median(jobLags), median(recLags), len(rows.Jobs))
+	line := fmt.Sprintf("e2e: page_job_lag_s=%.2f page_record_lag_s=%.2f page_job_lag_median_s=%.2f page_record_lag_median_s=%.2f jobs_listed=%d chart_queue_peak=%.0f chart_running_peak=%.0f chart_records_per_s_peak=%.0f",
+		maxOf(jobLags), maxOf(recLags), median(jobLags), median(recLags), len(rows.Jobs), queuePeak, runningPeak, recordsPeak)
 	fmt.Println(line)
 	_ = os.WriteFile(filepath.Join(runDir, "e2e-live-page.txt"), []byte(line+"\n"), 0o644)
 	t.Log(line)
@@ -178,6 +202,22 @@ func (e *env) storedRecords(t *testing.T) map[string]storedRecord {
 		return true, nil
 	})
 	return out
+}
+
+// deref shows a chart series with its gaps (unknown samples) as "-".
+func deref(v []*float64) string {
+	var b strings.Builder
+	for i, x := range v {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if x == nil {
+			b.WriteByte('-')
+		} else {
+			fmt.Fprintf(&b, "%g", *x)
+		}
+	}
+	return b.String()
 }
 
 func maxOf(v []float64) float64 {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
 
@@ -36,7 +38,47 @@ type PageRows struct {
 	Records    []RecordRow `json:"records"`
 	JobsStatus string      `json:"jobsStatus"`
 	Work, Dead string
+	// MoreJobs and MoreRecords are the tables' counts of the rows they do not show ("and N more").
+	MoreJobs    int `json:"moreJobs"`
+	MoreRecords int `json:"moreRecords"`
 }
+
+// Series is the page's chart data (window.kedaDemoLive.series()): a sample a second, T in Unix
+// seconds; nil where the page did not know the value.
+type Series struct {
+	WindowSeconds int        `json:"windowSeconds"`
+	T             []float64  `json:"t"`
+	Queue         []*float64 `json:"queue"`
+	Running       []*float64 `json:"running"`
+	Pending       []*float64 `json:"pending"`
+	RecordsPerSec []*float64 `json:"recordsPerSec"`
+}
+
+// Peak is the largest known value of a series (0 when none is known) and where it is.
+func Peak(v []*float64) (peak float64, at int) {
+	at = -1
+	for i, x := range v {
+		if x != nil && (at < 0 || *x > peak) {
+			peak, at = *x, i
+		}
+	}
+	return max(peak, 0), at
+}
+
+// RoseAndFell says whether a series went above 0 and its last sample is a known 0, after its
+// peak: a burst that came and went.
+func RoseAndFell(v []*float64) bool {
+	peak, at := Peak(v)
+	n := len(v)
+	return peak > 0 && n > 0 && at < n-1 && v[n-1] != nil && *v[n-1] == 0
+}
+
+// cspScript counts the page's Content-Security-Policy violations from before its first script
+// runs (the browser adds it to every new document).
+const cspScript = `window.kdCSP = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.kdCSP.push(e.effectiveDirective + " blocked " + (e.blockedURI || "inline") + " at " + (e.sourceFile || "?") + ":" + e.lineNumber);
+});`
 
 // seenScript records when each Job and record row first appears, however often the tables are
 // redrawn: a MutationObserver, so no poll interval adds to the measured lag.
@@ -61,11 +103,19 @@ const rowsScript = `(() => ({
   jobsStatus: document.getElementById("jobs-status").dataset.state || "",
   Work: document.getElementById("q-work").textContent,
   Dead: document.getElementById("q-dead").textContent,
+  moreJobs: Number(document.getElementById("jobs-more").dataset.more || 0),
+  moreRecords: Number(document.getElementById("records-more").dataset.more || 0),
 }))()`
 
-// OpenLivePage loads url and waits until the stream is live.
+// OpenLivePage loads url and waits until the stream is live. From before the page's first script
+// it counts the page's policy violations (CSPViolations).
 func OpenLivePage(ctx context.Context, url string) (*LivePage, error) {
+	watchCSP := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspScript})
+		return err
+	})
 	err := chromedp.Do(ctx,
+		watchCSP,
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(chromedp.CSS("#conn.on")),
 		chromedp.Evaluate[chromedp.Void](seenScript),
@@ -108,6 +158,39 @@ func (p *LivePage) SendResult() (queued int, text string, err error) {
 // Rows reads what the page shows now.
 func (p *LivePage) Rows() (PageRows, error) {
 	return chromedp.Run(p.ctx, chromedp.Evaluate[PageRows](rowsScript))
+}
+
+// Series reads the chart's series.
+func (p *LivePage) Series() (Series, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[Series](`window.kedaDemoLive.series()`))
+}
+
+// WaitSeries polls the chart's series every 250 ms until done accepts them, or ctx or timeout
+// ends.
+func (p *LivePage) WaitSeries(timeout time.Duration, done func(Series) bool) (Series, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := p.Series()
+		if err != nil {
+			return s, err
+		}
+		if done(s) {
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return s, fmt.Errorf("the chart did not show what was awaited within %s", timeout)
+		}
+		select {
+		case <-p.ctx.Done():
+			return s, p.ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// CSPViolations lists the page's Content-Security-Policy violations since it was opened.
+func (p *LivePage) CSPViolations() ([]string, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[[]string](`window.kdCSP`))
 }
 
 // WaitRows polls the page every 100 ms until done accepts its rows, or ctx or timeout ends.

@@ -24,6 +24,8 @@ type Config struct {
 	// how long one write to a client may take.
 	LiveMaxClients int
 	LiveHeartbeat  time.Duration
+	// LiveChartWindow is how far back the live page's chart reaches.
+	LiveChartWindow time.Duration
 	// JobsSelector selects the ScaledJob's Jobs for the live page; empty turns that view off.
 	JobsSelector string
 	LogLevel     slog.Level
@@ -42,8 +44,15 @@ func Load(lookup envread.Lookup) (Config, error) {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 10*time.Second, 0),
 		LiveMaxClients:  r.Int("LIVE_MAX_CLIENTS", 20, 1, 1000),
 		LiveHeartbeat:   r.Duration("LIVE_HEARTBEAT", 15*time.Second, time.Second),
+		LiveChartWindow: r.Duration("LIVE_CHART_WINDOW", 5*time.Minute, 30*time.Second),
 		JobsSelector:    r.String("JOBS_SELECTOR", ""),
 		LogLevel:        r.LogLevel(),
 	}
+	if c.LiveChartWindow > MaxLiveChartWindow {
+		r.Problemf("LIVE_CHART_WINDOW=%q must be at most %s (the page keeps a sample a second)", r.String("LIVE_CHART_WINDOW", ""), MaxLiveChartWindow)
+	}
 	return c, r.Err()
 }
+
+// MaxLiveChartWindow bounds LIVE_CHART_WINDOW: the page keeps a sample a second of it.
+const MaxLiveChartWindow = time.Hour

@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/keda-demo/keda-demo/app/internal/live"
 	"github.com/keda-demo/keda-demo/app/internal/metrics"
 	"github.com/keda-demo/keda-demo/messaging/contract"
 	"github.com/keda-demo/keda-demo/messaging/mongostore"
@@ -49,7 +50,8 @@ type Deps struct {
 	BrokerBlocked func() bool
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
-	// Page serves the live page and its files; Events is its event stream. Both optional.
+	// Page serves the live page and its files (live.Paths); Events is its event stream. Both
+	// optional.
 	Page, Events http.Handler
 }
 
@@ -85,7 +87,7 @@ func New(d Deps) http.Handler {
 	e.GET("/readyz", a.readyz)
 	e.GET("/metrics", echo.WrapHandler(d.Metrics.Handler()))
 	if d.Page != nil {
-		for _, path := range []string{"/", "/live.js", "/live.css"} {
+		for _, path := range live.Paths {
 			e.GET(path, echo.WrapHandler(d.Page))
 		}
 	}

@@ -68,8 +68,15 @@ type Record struct {
 	WorkDoneAt time.Time `json:"workDoneAt,omitzero"`
 }
 
-// Snapshot is the whole view, sent to a client when it connects.
+// Chart is how the page draws its chart.
+type Chart struct {
+	// WindowSeconds is how far back the chart reaches.
+	WindowSeconds int `json:"windowSeconds"`
+}
+
+// Snapshot is the whole view, sent to a client when it connects, with the page's settings.
 type Snapshot struct {
+	Chart      Chart      `json:"chart"`
 	Queue      Queue      `json:"queue"`
 	JobsStatus JobsStatus `json:"jobsStatus"`
 	Jobs       []Job      `json:"jobs"`
@@ -96,7 +103,9 @@ type Options struct {
 	Buffer int
 	// MaxJobs and MaxRecords bound the view; the oldest leave first (deleted Jobs before live ones).
 	MaxJobs, MaxRecords int
-	Log                 *slog.Logger
+	// ChartWindow is how far back the page's chart reaches (whole seconds).
+	ChartWindow time.Duration
+	Log         *slog.Logger
 }
 
 // Hub is the live view and its clients. Its methods are safe for concurrent use.
@@ -136,6 +145,9 @@ func NewHub(o Options) *Hub {
 	}
 	if o.MaxRecords <= 0 {
 		o.MaxRecords = 100
+	}
+	if o.ChartWindow < time.Second {
+		o.ChartWindow = 5 * time.Minute
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -235,7 +247,7 @@ func (h *Hub) Snapshot() Snapshot {
 }
 
 func (h *Hub) snapshot() Snapshot {
-	s := Snapshot{Queue: h.queue, JobsStatus: h.jobsStatus, Jobs: []Job{}, Records: []Record{}}
+	s := Snapshot{Chart: Chart{WindowSeconds: int(h.opt.ChartWindow / time.Second)}, Queue: h.queue, JobsStatus: h.jobsStatus, Jobs: []Job{}, Records: []Record{}}
 	for _, j := range h.jobs {
 		s.Jobs = append(s.Jobs, j)
 	}

@@ -95,6 +95,7 @@ func TestStreamSendsSnapshotThenChanges(t *testing.T) {
 	require.Equal(t, "text/event-stream", s.resp.Header.Get("Content-Type"))
 
 	snap := decode[Snapshot](t, s.nextEvent(t))
+	require.Equal(t, Chart{WindowSeconds: 300}, snap.Chart, "the chart's window, 5 minutes unless set")
 	require.Equal(t, Queue{Known: true, Work: 3}, snap.Queue)
 	require.Equal(t, JobsStatus{State: JobsStarting}, snap.JobsStatus)
 	require.Len(t, snap.Jobs, 1)
@@ -257,4 +258,8 @@ func TestViewIsBounded(t *testing.T) {
 	}
 	require.Equal(t, []string{"c", "a"}, jobs, "a deleted Job leaves before an older live one")
 	require.Equal(t, []string{"r3", "r2"}, records)
+}
+
+func TestSnapshotCarriesTheChartWindow(t *testing.T) {
+	require.Equal(t, Chart{WindowSeconds: 90}, NewHub(Options{ChartWindow: 90 * time.Second}).Snapshot().Chart)
 }

@@ -9,8 +9,13 @@ import (
 //go:embed web
 var web embed.FS
 
-// Page serves the page and its script and style, all from the binary: no CDN, works offline.
-// The policy admits nothing from elsewhere and no inline script.
+// Paths are the page's files as served: the page, its script and style, and the vendored chart
+// library (web/vendor/NOTICE). The HTTP API routes exactly these to Page.
+var Paths = []string{"/", "/live.js", "/live.css", "/vendor/uplot.js", "/vendor/uplot.css"}
+
+// Page serves the page and its files, all from the binary: no CDN, works offline. The policy
+// admits nothing from elsewhere, no inline script and no inline style (the chart library styles
+// its elements through the CSSOM, which the policy allows).
 func Page() http.Handler {
 	sub, err := fs.Sub(web, "web")
 	if err != nil {

@@ -174,6 +174,10 @@ func TestPageShowsBurstAsJobsAndRecords(t *testing.T) {
 	f.mu.Unlock()
 	require.Equal(t, "0", rows.Work, "every message was taken")
 	require.Equal(t, "0", rows.Dead)
+	require.Zero(t, rows.MoreJobs, "11 Jobs fit the table")
+	violations, err := page.CSPViolations()
+	require.NoError(t, err)
+	require.Empty(t, violations, "the page keeps to its policy")
 }
 
 // Without the Jobs view the page says why, and shows the rest.

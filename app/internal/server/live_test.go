@@ -57,6 +57,7 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 			require.NotContains(t, data, secret, "the page never gets a connection string")
 		}
 		require.Equal(t, live.JobsDisabled, s.JobsStatus.State, "no Jobs view outside a cluster")
+		require.Equal(t, 120, s.Chart.WindowSeconds, "LIVE_CHART_WINDOW reaches the page")
 		return true
 	})
 	code, _, body := a.do("POST", "/send", `{"name":"n1","content":"c1"}`, jsonCT)
@@ -95,7 +96,10 @@ func TestLiveStreamFollowsQueueAndRecords(t *testing.T) {
 
 func TestLivePageIsServed(t *testing.T) {
 	a := startApp(t, 1<<20)
-	for path, want := range map[string]string{"/": "<title>keda-demo: live</title>", "/live.js": "EventSource", "/live.css": ".counts"} {
+	for path, want := range map[string]string{
+		"/": "<title>keda-demo: live</title>", "/live.js": "EventSource", "/live.css": ".counts",
+		"/vendor/uplot.js": "/*! uPlot ", "/vendor/uplot.css": ".uplot",
+	} {
 		code, h, body := a.do("GET", path, "", nil)
 		require.Equal(t, http.StatusOK, code, path)
 		require.Contains(t, body, want, path)

@@ -62,7 +62,8 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger, l net.Listene
 		m.DependencyUp.WithLabelValues("mongodb").Set(gauge(up))
 	})
 
-	hub := live.NewHub(live.Options{MaxClients: cfg.LiveMaxClients, Heartbeat: cfg.LiveHeartbeat, MaxRecords: liveRecords, Log: log})
+	hub := live.NewHub(live.Options{MaxClients: cfg.LiveMaxClients, Heartbeat: cfg.LiveHeartbeat, MaxRecords: liveRecords,
+		ChartWindow: cfg.LiveChartWindow, Log: log})
 	depth := &queuedepth.AMQP{
 		Dial:  func() (*amqp.Connection, error) { return rabbitqueue.Dial(cfg.Broker, "keda-demo-app-depth") },
 		Queue: cfg.Broker.Topology.Queue, DeadLetterQueue: cfg.Broker.Topology.DeadLetterQueue(),

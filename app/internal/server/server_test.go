@@ -47,6 +47,7 @@ func startApp(t testing.TB, maxContent int) *app {
 		PublishTimeout:  2 * time.Second,
 		DataTimeout:     3 * time.Second,
 		ShutdownTimeout: 5 * time.Second,
+		LiveChartWindow: 2 * time.Minute,
 	}
 	st, err := mongostore.Open(mongoCfg)
 	require.NoError(t, err)
