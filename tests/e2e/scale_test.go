@@ -308,12 +308,16 @@ func (e *env) sampleLoad(t *testing.T) *loadSampler {
 						continue
 					}
 					vals := scrape("http://" + p.Status.PodIP + ":8080/metrics")
+					cpu, ok := vals["process_cpu_seconds_total"]
+					if !ok {
+						continue // not answering this second: neither memory nor CPU is known
+					}
 					rss += vals["process_resident_memory_bytes"]
 					s.mu.Lock()
 					if _, ok := s.cpuStart[p.Name]; !ok {
-						s.cpuStart[p.Name] = vals["process_cpu_seconds_total"]
+						s.cpuStart[p.Name] = cpu
 					}
-					s.cpuLast[p.Name] = vals["process_cpu_seconds_total"]
+					s.cpuLast[p.Name] = cpu
 					s.mu.Unlock()
 				}
 				s.mu.Lock()
