@@ -130,6 +130,7 @@ func TestE2E(t *testing.T) {
 		{"upgradeKeepsRunningJobs", e.upgradeKeepsRunningJobs},
 		{"secondUpRollsNewImages", e.secondUpRollsNewImages},
 		{"rollingUpgradeUnderLoad", e.rollingUpgradeUnderLoad},
+		{"pendingJobsOutwaitTheOldDeadline", e.pendingJobsOutwaitTheOldDeadline},
 		{"poisonMessageDeadLettered", e.poisonMessageDeadLettered},
 		{"uninstallLeavesNothing", e.uninstallLeavesNothing},
 	}
@@ -910,6 +911,60 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 	t.Logf("purged %d queued messages of the load", purged)
 	fmt.Printf("e2e: rollout_requests=%d rollout_failures=%d\n", len(accepted)+len(failures), len(failures))
 	t.Logf("rolling upgrade in %s under load: %d accepted, %d failed", d.Round(100*time.Millisecond), len(accepted), len(failures))
+}
+
+// pendingJobsOutwaitTheOldDeadline: with the node cordoned, three messages get their Jobs but
+// the pods cannot be scheduled; held there for 100 s (past the old deadline of work + 60 s = 80 s,
+// which counted pending time), then uncordoned, every Job succeeds and each message is stored
+// once: activeDeadlineSeconds is sized for waiting, the processor bounds its own run.
+func (e *env) pendingJobsOutwaitTheOldDeadline(t *testing.T) {
+	e.needRelease(t)
+	nodes, err := e.cs.CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
+	must(t, err)
+	if len(nodes.Items) != 1 {
+		t.Fatalf("want the single node of up, got %d nodes", len(nodes.Items))
+	}
+	node := nodes.Items[0].Name
+	cordon := func(on bool) error {
+		patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
+		_, err := e.cs.CoreV1().Nodes().Patch(context.Background(), node, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+		return err
+	}
+	must(t, cordon(true))
+	t.Cleanup(func() { _ = cordon(false) })
+	before := e.jobNames(t)
+	var ids []string
+	for i := 1; i <= 3; i++ {
+		ids = append(ids, e.send(t, fmt.Sprintf("pending-%d", i)))
+	}
+	e.eventually("3 Jobs whose pods cannot be scheduled", 2*time.Minute, func() (bool, error) {
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "job-name"})
+		if err != nil {
+			return false, err
+		}
+		pending := 0
+		for _, p := range pods.Items {
+			if _, old := before[p.Labels["job-name"]]; !old && p.Status.Phase == corev1.PodPending {
+				pending++
+			}
+		}
+		return pending >= 3, fmt.Errorf("%d pending pods", pending)
+	})
+	const hold = 100 * time.Second
+	t.Logf("holding the Jobs pending for %s (the old deadline was WORK_DURATION + 60 s = 80 s)", hold)
+	time.Sleep(hold)
+	must(t, cordon(false))
+	e.waitRecords(t, ids, 3*time.Minute)
+	jobs := e.settleJobs(t, before)
+	e.checkJobs(t, jobs, len(ids))
+	for _, j := range jobs {
+		for _, c := range j.Status.Conditions {
+			if c.Reason == "DeadlineExceeded" {
+				t.Errorf("Job %s: DeadlineExceeded after waiting", j.Name)
+			}
+		}
+	}
+	fmt.Printf("e2e: pending_held_s=%.0f pending_jobs=%d records=%d\n", hold.Seconds(), len(jobs), len(ids))
 }
 
 // poisonMessageDeadLettered: a message that is not JSON is dead-lettered by one Job, and the Job
