@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 		"spec.triggers.0.metadata.value":                "1",
 		"spec.triggers.0.metadata.queueName":            "keda-demo",
 		"spec.triggers.0.metadata.vhostName":            "/",
-		"spec.pollingInterval":                          float64(5),
+		"spec.pollingInterval":                          float64(1),
 		"spec.maxReplicaCount":                          float64(10),
 		"spec.successfulJobsHistoryLimit":               float64(3),
 		"spec.failedJobsHistoryLimit":                   float64(5),
