@@ -900,13 +900,7 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 	if len(accepted) < 50 {
 		t.Errorf("only %d requests accepted: the load did not run through the rollout", len(accepted))
 	}
-	conn, err := amqp.Dial(e.amqpURL)
-	must(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	must(t, err)
-	purged, err := ch.QueuePurge(queue, false)
-	must(t, err)
+	purged := e.purge(t)
 	e.settleJobs(t, jobsBefore)
 	t.Logf("purged %d queued messages of the load", purged)
 	fmt.Printf("e2e: rollout_requests=%d rollout_failures=%d\n", len(accepted)+len(failures), len(failures))

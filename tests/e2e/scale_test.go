@@ -105,15 +105,16 @@ func TestBenchScale(t *testing.T) {
 	}
 }
 
-// purge empties the work queue, so a burst starts from nothing.
-func (e *env) purge(t *testing.T) {
+// purge empties the work queue and returns how many messages it dropped.
+func (e *env) purge(t *testing.T) int {
 	conn, err := amqp.Dial(e.amqpURL)
 	must(t, err)
 	defer conn.Close()
 	ch, err := conn.Channel()
 	must(t, err)
-	_, err = ch.QueuePurge(queue, false)
+	n, err := ch.QueuePurge(queue, false)
 	must(t, err)
+	return n
 }
 
 // sendBurst posts m messages named prefix<i> through POST /send, 8 at a time; each must get
