@@ -3,6 +3,7 @@ package charttest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"slices"
@@ -15,15 +16,13 @@ import (
 	"gopkg.in/yaml.v3"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/strvals"
-	corev1 "k8s.io/api/core/v1"
-	sigsyaml "sigs.k8s.io/yaml"
 )
 
 // What only the real bitnami templates can show. Every test here needs the archives
 // (requireBitnami: a skip on a developer's machine without them, a failure in CI).
 
 // fixedPasswords make bitnami's render deterministic: with empty passwords it generates new ones
-// (randAlphaNum) on every client-side render.
+// (randAlphaNum) on every client-side render. Offline rendering requires them (lintOverlay).
 var fixedPasswords = []string{
 	"mongodb.auth.rootPassword=root-pw",
 	"mongodb.auth.passwords={app-pw}",
@@ -100,8 +99,8 @@ func TestBitnamiSecretsAndServices(t *testing.T) {
 				}
 				require.Positivef(t, n, "nothing reads the bitnami %s Secret %s", chart, bitnamiFullname(chart))
 				if chart == "rabbitmq" {
-					require.Truef(t, slices.ContainsFunc(keys(referenced), func(k string) bool { return strings.HasPrefix(k, "rabbitmq TriggerAuthentication") }),
-						"KEDA's TriggerAuthentication does not read the bitnami rabbitmq Secret: %v", keys(referenced))
+					require.Truef(t, slices.ContainsFunc(slices.Sorted(maps.Keys(referenced)), func(k string) bool { return strings.HasPrefix(k, "rabbitmq TriggerAuthentication") }),
+						"KEDA's TriggerAuthentication does not read the bitnami rabbitmq Secret: %v", slices.Sorted(maps.Keys(referenced)))
 				}
 			}
 
@@ -153,7 +152,7 @@ func checkDialable(t *testing.T, what, host string, port int, services, stateful
 		require.Lessf(t, atoi(t, pod[dash+1:]), toInt(get(sts.obj, "spec", "replicas")), "%s: StatefulSet %s has fewer replicas", what, pod[:dash])
 	}
 	svc, ok := services[svcName]
-	require.Truef(t, ok, "%s: the bitnami charts render no Service %s (they render %v)", what, svcName, keysOf(services))
+	require.Truef(t, ok, "%s: the bitnami charts render no Service %s (they render %v)", what, svcName, slices.Sorted(maps.Keys(services)))
 	var ports []int
 	for _, p := range get(svc.obj, "spec", "ports").([]any) {
 		ports = append(ports, toInt(get(p, "port")))
@@ -166,24 +165,6 @@ func atoi(t *testing.T, s string) int {
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err)
 	return n
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keysOf(m map[string]doc) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func appPod(t *testing.T, r rendered) podOf {
@@ -200,27 +181,7 @@ func appPod(t *testing.T, r rendered) podOf {
 // bitnamiPods are the pod templates the bitnami charts render.
 func bitnamiPods(t *testing.T, r rendered) []podOf {
 	t.Helper()
-	var pods []podOf
-	for _, d := range r.bitnamiDocs() {
-		var tmpl any
-		switch d.obj["kind"] {
-		case "Deployment", "StatefulSet", "DaemonSet", "Job":
-			tmpl = get(d.obj, "spec", "template")
-		case "CronJob":
-			tmpl = get(d.obj, "spec", "jobTemplate", "spec", "template")
-		case "Pod":
-			tmpl = map[string]any{"metadata": d.obj["metadata"], "spec": d.obj["spec"]}
-		default:
-			continue
-		}
-		where := fmt.Sprintf("bitnami %s %s", d.obj["kind"], get(d.obj, "metadata", "name"))
-		b, err := sigsyaml.Marshal(tmpl)
-		require.NoError(t, err)
-		var pt corev1.PodTemplateSpec
-		require.NoErrorf(t, sigsyaml.UnmarshalStrict(b, &pt), "%s: pod template", where)
-		pods = append(pods, podOf{where: where, meta: pt.ObjectMeta, spec: pt.Spec})
-	}
-	return pods
+	return podTemplates(t, r.bitnamiDocs(), "bitnami ")
 }
 
 // TestBitnamiPodsRestricted: bitnami's pods meet what ours meet — the restricted Pod Security
@@ -293,7 +254,7 @@ func TestBitnamiImages(t *testing.T) {
 	}
 	// Every image the archives default to was rendered at least once, so none escaped the check.
 	for _, img := range []string{"mongodb", "rabbitmq", "os-shell", "nginx", "kubectl", "mongodb-exporter"} {
-		require.Truef(t, seen[img], "no bitnamilegacy/%s rendered (rendered %v): the features that use it are not on", img, keys(seen))
+		require.Truef(t, seen[img], "no bitnamilegacy/%s rendered (rendered %v): the features that use it are not on", img, slices.Sorted(maps.Keys(seen)))
 	}
 }
 

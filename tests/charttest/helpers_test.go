@@ -284,14 +284,7 @@ func mustRender(t *testing.T, vals map[string]any) rendered {
 
 // lintOverlay is what `task lint` adds: helm lint knows no keda.sh API, so it renders offline,
 // and offline the chart requires explicit bitnami passwords.
-var lintOverlay = []string{
-	"renderOffline=true",
-	"mongodb.auth.rootPassword=lint-root",
-	"mongodb.auth.passwords={lint-app}",
-	"mongodb.auth.replicaSetKey=lint-rs-key",
-	"rabbitmq.auth.password=lint-rabbit",
-	"rabbitmq.auth.erlangCookie=lint-cookie",
-}
+var lintOverlay = append([]string{"renderOffline=true"}, fixedPasswords...)
 
 // get walks a decoded object: get(obj, "spec", "template", "spec").
 func get(v any, path ...any) any {

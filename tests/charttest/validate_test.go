@@ -199,29 +199,40 @@ type podOf struct {
 
 func ourPods(t *testing.T, r rendered) []podOf {
 	t.Helper()
+	var ours []doc
+	for _, d := range r.docs {
+		if str(get(d.obj, "metadata", "labels", "app.kubernetes.io/part-of")) == "keda-demo" {
+			ours = append(ours, d) // not bitnami's own workloads
+		}
+	}
+	return podTemplates(t, ours, "")
+}
+
+// podTemplates decodes strictly the pod template of every workload among docs; each is named
+// prefix + "<Kind> <name>".
+func podTemplates(t *testing.T, docs []doc, prefix string) []podOf {
+	t.Helper()
 	var pods []podOf
-	add := func(d doc, where string, tmpl any) {
+	for _, d := range docs {
+		var tmpl any
+		switch d.obj["kind"] {
+		case "Deployment", "StatefulSet", "DaemonSet", "Job":
+			tmpl = get(d.obj, "spec", "template")
+		case "CronJob":
+			tmpl = get(d.obj, "spec", "jobTemplate", "spec", "template")
+		case "ScaledJob":
+			tmpl = get(d.obj, "spec", "jobTargetRef", "template")
+		case "Pod":
+			tmpl = map[string]any{"metadata": d.obj["metadata"], "spec": d.obj["spec"]}
+		default:
+			continue
+		}
+		where := fmt.Sprintf("%s%s %s", prefix, d.obj["kind"], str(get(d.obj, "metadata", "name")))
 		b, err := yaml.Marshal(tmpl)
 		require.NoError(t, err, where)
 		var pt corev1.PodTemplateSpec
 		require.NoErrorf(t, yaml.UnmarshalStrict(b, &pt), "%s: pod template", where)
 		pods = append(pods, podOf{where: where, meta: pt.ObjectMeta, spec: pt.Spec})
-	}
-	for _, d := range r.docs {
-		if str(get(d.obj, "metadata", "labels", "app.kubernetes.io/part-of")) != "keda-demo" {
-			continue // bitnami's own workloads
-		}
-		name := str(get(d.obj, "metadata", "name"))
-		switch d.obj["kind"] {
-		case "Deployment", "StatefulSet", "DaemonSet", "Job":
-			add(d, d.obj["kind"].(string)+" "+name, get(d.obj, "spec", "template"))
-		case "CronJob":
-			add(d, "CronJob "+name, get(d.obj, "spec", "jobTemplate", "spec", "template"))
-		case "ScaledJob":
-			add(d, "ScaledJob "+name, get(d.obj, "spec", "jobTargetRef", "template"))
-		case "Pod":
-			add(d, "Pod "+name, map[string]any{"metadata": d.obj["metadata"], "spec": d.obj["spec"]})
-		}
 	}
 	return pods
 }
