@@ -12,6 +12,11 @@
 #           bridge, veths, iptables chains and cgroups `up` made and restores the sysctls it
 #           changed. Safe after a failed or partial `up`. Data in $STATE stays unless PURGE=1.
 #   status  exits 0 when a cluster of this script runs (a node process alive, or its bridge exists).
+#   kill-component NAME [SIGNAL]   signals one component (default TERM) and waits until it is gone;
+#   start-component NAME           starts it again with the command line `up` gave it (recorded in
+#   restart NAME [SIGNAL [PAUSE]]  $RUN/cmds) and waits until it answers; restart does both, PAUSE s
+#           apart. NAME: etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns
+#           kubelet kube-proxy keda-operator ferretdb rabbitmq (its Erlang VM). For fault tests.
 #
 # Everything listens on 127.0.0.1 or on the cluster's bridge gateway $NET.1 only.
 # Needs root and Linux; installs the Debian packages in NEED_PKGS.
@@ -40,6 +45,7 @@ NEED_PKGS="containerd runc containernetworking-plugins etcd-server iptables nfta
 HOST_PATHS="/run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers"
 SYSCTLS="net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables"
 KC=$STATE/admin.kubeconfig
+CURL=(curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key")
 
 T0=$(date +%s.%N)
 log() { echo "[cluster $(date +%T.%3N)] $*" >&2; }
@@ -47,8 +53,10 @@ phase() { echo "up: $* (+$(since "$T0")s)" >&2; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2f", b-a}'; }
 
-start() { # name cmd... : own session, stdio to $RUN/logs/name.log, PID to $RUN/pids/name.pid
+start() { # name cmd... : own session, stdio to $RUN/logs/name.log, PID to $RUN/pids/name.pid, the
+  # command line to $RUN/cmds/name (NUL-separated), which `start-component` runs again
   local name=$1; shift
+  mkdir -p "$RUN/cmds"; printf '%s\0' "$@" >"$RUN/cmds/$name"
   setsid "$@" >"$RUN/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/pids/$name.pid"
 }
@@ -61,6 +69,22 @@ waitfor() { # name timeout-seconds command... : poll until command succeeds; fai
     [ "$(date +%s)" -lt "$end" ] || { log "$name not ready after ${t}s"; tail -30 "$RUN/logs/$name.log" >&2; return 1; }
     sleep 0.1
   done
+}
+
+healthy() { # name: the component answers as `up` waits for it to
+  case $1 in
+    etcd) curl -sf --max-time 5 "http://127.0.0.1:$ETCDPORT/health" ;;
+    kube-apiserver) [ "$("${CURL[@]}" "https://$GW:$APIPORT/readyz")" = ok ] ;;
+    kube-controller-manager) "${CURL[@]}" "https://$GW:$APIPORT/api/v1/namespaces/default/serviceaccounts/default" ;;
+    kube-scheduler) true ;; # no port of its own (--secure-port=0): alive is all there is
+    containerd) ctr --address "$RUN/containerd/containerd.sock" version ;;
+    coredns) curl -sf --max-time 5 http://127.0.0.1:18181/ready ;;
+    kubelet) curl -sf --max-time 5 http://127.0.0.1:10248/healthz ;;
+    kube-proxy) curl -sf --max-time 5 http://127.0.0.1:10256/healthz ;;
+    keda-operator) curl -sf --max-time 5 http://127.0.0.1:18481/readyz ;;
+    ferretdb) timeout 5 bash -c "exec 3<>/dev/tcp/$GW/$MONGO_PORT" ;;
+    *) return 1 ;;
+  esac
 }
 
 pki() {
@@ -142,7 +166,6 @@ node_up() { # the node and control plane (not yet running: checked by the caller
   for p in $HOST_PATHS; do [ -e "$p" ] && echo "$p"; done >"$RUN/host-paths.before" || true
   nft list tables >"$RUN/nft-tables.before" 2>/dev/null || true
   pki; kubeconfig
-  local CURL=(curl -sf --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key")
 
   # --- network: the bridge first, so host services (CoreDNS, FerretDB) can bind its gateway address
   ip link show "$BRIDGE" >/dev/null 2>&1 || { ip link add "$BRIDGE" type bridge; echo "$BRIDGE" >"$RUN/bridge.created"; }
@@ -157,7 +180,7 @@ node_up() { # the node and control plane (not yet running: checked by the caller
     --listen-peer-urls="http://127.0.0.1:$PEERPORT" --initial-advertise-peer-urls="http://127.0.0.1:$PEERPORT" \
     --initial-cluster="kdemo=http://127.0.0.1:$PEERPORT" --listen-metrics-urls="" \
     --quota-backend-bytes=2147483648 --unsafe-no-fsync=true --log-level=warn
-  waitfor etcd 30 curl -sf "http://127.0.0.1:$ETCDPORT/health"
+  waitfor etcd 30 healthy etcd
   log "etcd healthy in $(since "$t")s"
 
   # --- kube-apiserver
@@ -173,7 +196,7 @@ node_up() { # the node and control plane (not yet running: checked by the caller
     --profiling=false \
     --kubelet-client-certificate="$STATE/pki/admin.crt" --kubelet-client-key="$STATE/pki/admin.key" \
     --kubelet-preferred-address-types=InternalIP
-  waitfor kube-apiserver 90 bash -c "[ \"\$(${CURL[*]} https://$GW:$APIPORT/readyz)\" = ok ]"
+  waitfor kube-apiserver 90 healthy kube-apiserver
   log "kube-apiserver ready in $(since "$t")s"
 
   # --- kube-controller-manager, kube-scheduler
@@ -188,14 +211,14 @@ node_up() { # the node and control plane (not yet running: checked by the caller
   start kube-scheduler "$K8S_BIN/kube-scheduler" --kubeconfig="$KC" \
     --authentication-kubeconfig="$KC" --authorization-kubeconfig="$KC" \
     --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false --profiling=false
-  waitfor kube-controller-manager 60 "${CURL[@]}" "https://$GW:$APIPORT/api/v1/namespaces/default/serviceaccounts/default"
+  waitfor kube-controller-manager 60 healthy kube-controller-manager
   log "kube-controller-manager ready in $(since "$t")s"
 
   # --- containerd
   t=$(now)
   containerd_config
   start containerd containerd --config "$RUN/containerd/config.toml"
-  waitfor containerd 30 test -S "$RUN/containerd/containerd.sock"
+  waitfor containerd 30 healthy containerd
   ctr --address "$RUN/containerd/containerd.sock" -n k8s.io images import "$PAUSE_TAR" >/dev/null
   log "containerd ready, pause imported in $(since "$t")s"
 
@@ -215,7 +238,7 @@ cluster.local:53 in-addr.arpa:53 {
 C
   t=$(now)
   start coredns "$COREDNS_BIN" -conf "$RUN/coredns/Corefile"
-  waitfor coredns 60 curl -sf http://127.0.0.1:18181/ready
+  waitfor coredns 60 healthy coredns
   log "coredns ready in $(since "$t")s"
 
   # --- kubelet
@@ -257,7 +280,7 @@ Y
     --healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249 \
     --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
     --oom-score-adj=0 --v=1
-  waitfor kube-proxy 60 curl -sf http://127.0.0.1:10256/healthz
+  waitfor kube-proxy 60 healthy kube-proxy
   log "kube-proxy healthy in $(since "$t")s"
   log "node and control plane up in $(since "$T")s"
 }
@@ -324,11 +347,15 @@ node_state() { # prints running, stopped or partial (of the node and control pla
   if [ $dead -eq 0 ]; then echo running; elif [ $alive -eq 0 ]; then echo stopped; else echo partial; fi
 }
 
+rabbitmq_start() { # the private node (idempotent), its PIDs recorded with the others for `down`
+  "$ROOT/cluster/rabbitmq-node.sh" start "$STATE/rabbitmq" "$RMQ_PORT" 127.0.0.1 "$GW"
+  for f in node epmd; do cp -f "$STATE/rabbitmq/$f.pid" "$RUN/pids/rabbitmq-$f.pid"; done
+}
+
 host_services() { # the private RabbitMQ node and FerretDB, on loopback and the bridge gateway
   local rmq=$STATE/rabbitmq
   mkdir -p "$rmq" "$STATE/ferretdb"
-  "$ROOT/cluster/rabbitmq-node.sh" start "$rmq" "$RMQ_PORT" 127.0.0.1 "$GW"
-  for f in node epmd; do cp -f "$rmq/$f.pid" "$RUN/pids/rabbitmq-$f.pid"; done
+  rabbitmq_start
   if [ ! -s "$STATE/rabbitmq-password" ]; then
     # '@', ':', '/' and '%' on purpose: the chart and the programs must escape it
     (umask 077; echo "P@ss:w/rd%$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/rabbitmq-password")
@@ -341,7 +368,7 @@ host_services() { # the private RabbitMQ node and FerretDB, on loopback and the 
   if ! alive ferretdb; then
     start ferretdb "$FERRETDB_BIN" --listen-addr="127.0.0.1:$MONGO_PORT,$GW:$MONGO_PORT" --data-dir="$STATE/ferretdb"
   fi
-  waitfor ferretdb 30 bash -c "exec 3<>/dev/tcp/$GW/$MONGO_PORT"
+  waitfor ferretdb 30 healthy ferretdb
   phase "RabbitMQ node (127.0.0.1:$RMQ_PORT, $GW:$RMQ_PORT) and FerretDB ($GW:$MONGO_PORT) ready"
 }
 
@@ -366,7 +393,7 @@ keda() { # KEDA's CRDs (server-side apply) and its operator, run out of cluster
       --metrics-service-bind-address=127.0.0.1:18466 --cert-dir="$certs" --ca-dir="$certs/empty" \
       --enable-cert-rotation=false --zap-log-level=info --zap-encoder=console
   fi
-  waitfor keda-operator 90 curl -sf http://127.0.0.1:18481/readyz
+  waitfor keda-operator 90 healthy keda-operator
   phase "KEDA v$KEDAV: CRDs applied, operator ready"
 }
 
@@ -442,6 +469,44 @@ keda-demo is up (+$(since "$T0")s).
   images:     ${IMAGES[*]}
   stop:       go tool task down   (PURGE=1 also deletes the data in $STATE)
 EOF
+}
+
+# ---- one component at a time, for fault tests (tests/e2e/faults_test.go) and by hand
+COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy keda-operator ferretdb rabbitmq"
+
+component_pid() { # name: the PID that a fault signals (RabbitMQ: its Erlang VM)
+  case $1 in
+    rabbitmq) [ -s "$STATE/rabbitmq/vm.pid" ] && kill -0 "$(cat "$STATE/rabbitmq/vm.pid")" 2>/dev/null && cat "$STATE/rabbitmq/vm.pid" ;;
+    *) runs "$1" && cat "$RUN/pids/$1.pid" ;;
+  esac
+}
+
+kill_component() { # name [signal]: signal a running component and wait until it is gone (SIGKILL after 30 s)
+  local name=$1 sig=${2:-TERM} pid end
+  pid=$(component_pid "$name") || { log "$name is not running"; return 1; }
+  kill -"$sig" "$pid"
+  end=$((SECONDS + 30))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ $SECONDS -ge $end ]; then log "$name (pid $pid) still runs 30 s after SIG$sig: SIGKILL"; kill -KILL "$pid"; end=$((SECONDS + 30)); fi
+    sleep 0.1
+  done
+  if [ "$name" = rabbitmq ]; then # and its rabbitmq-server wrapper, which outlives the VM briefly
+    local w; w=$(cat "$STATE/rabbitmq/node.pid" 2>/dev/null || true)
+    for _ in $(seq 1 300); do [ -n "$w" ] && kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
+  fi
+  log "$name (pid $pid) ended by SIG$sig"
+}
+
+start_component() { # name: start it again with the command line `up` gave it, and wait until it answers
+  local name=$1 cmd
+  if [ "$name" = rabbitmq ]; then rabbitmq_start; log "rabbitmq ready"; return 0; fi
+  if runs "$name"; then log "$name already runs"; return 0; fi
+  [ -s "$RUN/cmds/$name" ] || { log "$name: no command line in $RUN/cmds: run up first"; return 1; }
+  mapfile -d '' -t cmd <"$RUN/cmds/$name"
+  [ ! -f "$RUN/logs/$name.log" ] || mv -f "$RUN/logs/$name.log" "$RUN/logs/$name.log.1" # keep the crash's log
+  start "$name" "${cmd[@]}"
+  waitfor "$name" 90 healthy "$name"
+  log "$name ready"
 }
 
 status() { # running: any of the node's processes, or the bridge that `down` removes
@@ -557,5 +622,13 @@ case "${1:-}" in
     up ;;
   down) [ "$(id -u)" = 0 ] || { echo "cluster: needs root: sudo go tool task down" >&2; exit 1; }; down; exit 0 ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  kill-component|start-component|restart)
+    [ "$(id -u)" = 0 ] || { echo "cluster: needs root" >&2; exit 1; }
+    [[ " $COMPONENTS " == *" ${2:-none} "* ]] || { echo "usage: $0 $1 COMPONENT${3:+ ...}; COMPONENT is one of: $COMPONENTS" >&2; exit 2; }
+    case $1 in
+      kill-component) kill_component "$2" "${3:-TERM}" ;;
+      start-component) start_component "$2" ;;
+      restart) kill_component "$2" "${3:-TERM}"; sleep "${4:-0}"; start_component "$2" ;;
+    esac ;;
+  *) echo "usage: $0 up|down|status|kill-component NAME [SIGNAL]|start-component NAME|restart NAME [SIGNAL [PAUSE_S]]" >&2; exit 2 ;;
 esac

@@ -57,7 +57,12 @@ const (
 
 // afterStore lets fault-injection builds stop the run between the store write and the ack
 // (see hook_faultinject.go); it does nothing otherwise.
-var afterStore = func() {}
+var afterStore = func(amqp.Delivery) {}
+
+// KillOnFirstDelivery is the content of a message that a fault-injection build kills itself on,
+// after the store write and before the ack, on its first delivery (the redelivery is processed
+// normally): the e2e's processor-kill-before-ack, which cannot set one Job's environment.
+const KillOnFirstDelivery = "faultinject:kill-after-store"
 
 // beforeGet lets fault-injection builds pause or hang the run right before basic.get; it does
 // nothing otherwise.
@@ -201,7 +206,7 @@ func (r Runner) run(ctx context.Context, start, deadline time.Time) result {
 	if err != nil {
 		return r.storeFailed(sctx, conn, d, res, cut(err))
 	}
-	afterStore()
+	afterStore(d)
 	if err := d.Ack(false); err != nil {
 		// Stored but not acked: the broker redelivers it, and the upsert makes that harmless.
 		return r.settle(res, Unacknowledged, ExitFailure, nil, cut(fmt.Errorf("ack: %w", err)))

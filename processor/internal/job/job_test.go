@@ -171,6 +171,22 @@ func TestKilledAfterStoreBeforeAckStoresOnce(t *testing.T) {
 	require.Len(t, e.records(), 1)
 }
 
+// The e2e's processor-kill-before-ack: the message's own content picks the fault, once.
+func TestKillOnFirstDeliveryByContent(t *testing.T) {
+	e := newEnv(t)
+	e.publish("m1", `{"name":"n","content":"`+job.KillOnFirstDelivery+`"}`)
+	r := e.run(nil)
+	require.Equal(t, -1, r.code, "killed by a signal: %s", r.raw)
+	require.Len(t, e.records(), 1)
+	e.broker.WaitDepth(e.top.Queue, 1)
+
+	r = e.run(nil) // the redelivery is processed normally
+	require.Equal(t, job.ExitOK, r.code, r.raw)
+	require.Equal(t, string(job.Duplicate), r.log.Outcome)
+	e.broker.WaitDepth(e.top.Queue, 0)
+	require.Len(t, e.records(), 1)
+}
+
 func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 	for name, body := range map[string]string{
 		"not JSON":      `hello`,

@@ -27,6 +27,8 @@ type BuildOptions struct {
 	Meta     Meta
 	// Env is added to the environment of `go build` (e.g. GOWORK=off).
 	Env []string
+	// Tags are Go build tags (-tags), e.g. faultinject for the fault tests' processor.
+	Tags []string
 	// Log receives progress lines and go build's output; nil discards them.
 	Log io.Writer
 }
@@ -72,7 +74,7 @@ func Build(ctx context.Context, o BuildOptions, workDir string) ([]Built, error)
 	for _, plat := range o.Platforms {
 		dir := filepath.Join(workDir, plat.OS+"_"+plat.Architecture+plat.Variant)
 		start := time.Now()
-		if err := Compile(ctx, o.Dir, o.Programs, plat, dir, o.Env, logw); err != nil {
+		if err := Compile(ctx, o.Dir, o.Programs, plat, dir, o.Env, o.Tags, logw); err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(logw, "compiled %s for %s in %s\n", programNames(o.Programs), PlatformString(plat), time.Since(start).Round(time.Millisecond))
@@ -109,12 +111,16 @@ func programNames(ps []Program) string {
 }
 
 // Compile builds static binaries of all programs for one platform into outDir with a single
-// `go build` (shared packages compile once): CGO_ENABLED=0, -trimpath, -ldflags "-s -w".
-func Compile(ctx context.Context, dir string, programs []Program, plat v1.Platform, outDir string, env []string, log io.Writer) error {
+// `go build` (shared packages compile once): CGO_ENABLED=0, -trimpath, -ldflags "-s -w", and
+// the build tags given.
+func Compile(ctx context.Context, dir string, programs []Program, plat v1.Platform, outDir string, env, tags []string, log io.Writer) error {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return err
 	}
 	args := []string{"build", "-C", dir, "-trimpath", "-buildvcs=false", "-ldflags=-s -w", "-o", outDir + string(filepath.Separator)}
+	if len(tags) > 0 {
+		args = append(args, "-tags="+strings.Join(tags, ","))
+	}
 	for _, p := range programs {
 		if path.Base(p.Package) != p.Name {
 			return fmt.Errorf("program %s: package %s must end in /%s", p.Name, p.Package, p.Name)

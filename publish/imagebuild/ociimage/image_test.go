@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -521,6 +523,32 @@ func TestDockerfilesMatch(t *testing.T) {
 	for _, want := range []string{"!app", "!processor", "!messaging"} {
 		if !slices.Contains(strings.Fields(string(ignore)), want) {
 			t.Errorf(".dockerignore lacks %s", want)
+		}
+	}
+}
+
+// Build tags reach go build: the tiny processor says which build it is (its faultinject.go is
+// compiled only with -tags faultinject), for the host's platform so that it can run here.
+func TestCompileWithTags(t *testing.T) {
+	dir, err := filepath.Abs("testdata/tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
+	for _, c := range []struct {
+		tags []string
+		want string
+	}{{nil, "default"}, {[]string{"faultinject"}, "faultinject"}} {
+		out := t.TempDir()
+		if err := ociimage.Compile(context.Background(), dir, tinyPrograms(), host, out, []string{"GOWORK=off"}, c.tags, testLog{t}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := exec.Command(filepath.Join(out, "processor")).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := strings.Fields(string(got)); len(f) == 0 || f[len(f)-1] != c.want {
+			t.Errorf("tags %v: the processor printed %q, want a %s build", c.tags, got, c.want)
 		}
 	}
 }

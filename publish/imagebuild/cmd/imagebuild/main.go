@@ -53,6 +53,7 @@ func main() {
 type options struct {
 	registry, tag, layoutDir, backend, platforms, chart, root, revision, source, caBundle string
 	appPkg, processorPkg                                                                  string
+	tags                                                                                  string
 	insecure                                                                              bool
 }
 
@@ -72,6 +73,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.caBundle, "ca-bundle", ociimage.HostCABundle, "CA bundle copied into the images (Debian's ca-certificates)")
 	fs.StringVar(&o.appPkg, "app-package", ociimage.DefaultPrograms()[0].Package, "main package of the app image")
 	fs.StringVar(&o.processorPkg, "processor-package", ociimage.DefaultPrograms()[1].Package, "main package of the processor image")
+	fs.StringVar(&o.tags, "tags", "", "comma-separated Go build `tags` (faultinject: the fault tests' processor); only with --oci-layout and without --registry, so such an image is never pushed")
 	fs.BoolVar(&o.insecure, "insecure", false, "talk plain HTTP to the registry (loopback and private addresses already do)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -81,6 +83,9 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.registry == "" && o.layoutDir == "" {
 		return o, errors.New("REGISTRY is empty: give --registry host[:port][/namespace] (go tool task images REGISTRY=...) and/or --oci-layout DIR")
+	}
+	if o.tags != "" && (o.registry != "" || o.layoutDir == "") {
+		return o, fmt.Errorf("--tags %q builds a test image: give --oci-layout and no --registry (it is never pushed)", o.tags)
 	}
 	switch o.backend {
 	case "auto", "go", "docker":
@@ -212,7 +217,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}
 		defer os.RemoveAll(work)
 		start := time.Now()
-		built, err := ociimage.Build(ctx, ociimage.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr}, work)
+		built, err := ociimage.Build(ctx, ociimage.BuildOptions{Dir: o.root, Programs: programs, Platforms: plats, CABundle: o.caBundle, Meta: meta, Log: stderr, Tags: splitTags(o.tags)}, work)
 		if err != nil {
 			return err
 		}
@@ -373,4 +378,15 @@ func writeFileAtomically(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return os.Rename(f.Name(), path)
+}
+
+// splitTags: "a, b" -> [a b]; "" -> nil.
+func splitTags(s string) []string {
+	var out []string
+	for _, t := range strings.Split(s, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
 }

@@ -146,6 +146,7 @@ func TestImagesArgumentErrors(t *testing.T) {
 		{[]string{"--registry", "r.example.com", "--backend", "docker"}, map[string]string{ociimage.EnvUsername: "u", ociimage.EnvPassword: "p"}, "docker login"},
 		{[]string{"--registry", "r.example.com"}, map[string]string{ociimage.EnvUsername: "u"}, "set both"},
 		{[]string{"--oci-layout", "x", "--platforms", "windows/amd64"}, nil, "only linux"},
+		{[]string{"--registry", "r.example.com", "--oci-layout", "x", "--tags", "faultinject"}, nil, "never pushed"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tinyArgs(t, c.args...), &stdout, &stderr, env(c.env))

@@ -6,4 +6,6 @@ import (
 	"os"
 )
 
-func main() { fmt.Println("tiny processor", os.Getuid()) }
+var build = "default" // faultinject.go sets it in a -tags faultinject build
+
+func main() { fmt.Println("tiny processor", os.Getuid(), build) }
