@@ -16,7 +16,8 @@
 #   start-component NAME           starts it again with the command line `up` gave it (recorded in
 #   restart NAME [SIGNAL [PAUSE]]  $RUN/cmds) and waits until it answers; restart does both, PAUSE s
 #           apart. NAME: etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns
-#           kubelet kube-proxy keda-operator ferretdb rabbitmq (its Erlang VM). For fault tests.
+#           kubelet kube-proxy keda-operator ferretdb rabbitmq (its Erlang VM); with KEDA_DEMO_BROKER=cluster
+#           also haproxy and rabbitmq-5701, -5702, -5703 (the cluster's nodes). For fault tests.
 #
 # Everything listens on 127.0.0.1 or on the cluster's bridge gateway $NET.1 only.
 # Needs root and Linux; installs the Debian packages in NEED_PKGS.
@@ -34,6 +35,10 @@ GW=$NET.1
 SVC_CIDR=10.96.0.0/24             # Service ClusterIPs (kube-proxy)
 APIPORT=16443 ETCDPORT=12379 PEERPORT=12380
 RMQ_PORT=5682                     # the private RabbitMQ node (never the machine's broker on 5672)
+# KEDA_DEMO_BROKER=cluster: instead, three clustered RabbitMQ nodes (AMQP on 5701-5703, one cookie
+# and one epmd on 15700) behind haproxy on 5700, the TCP front a user puts before a cluster
+BROKER=${KEDA_DEMO_BROKER:-node}
+RMQC_DIR=$STATE/rabbitmq-cluster RMQC_PORTS="5701 5702 5703" RMQC_EPMD=15700 HAPROXY_PORT=5700
 MONGO_PORT=27017                  # FerretDB
 APP_PORT=${KEDA_DEMO_APP_PORT:-18000} # http://127.0.0.1:$APP_PORT forwards to the app's Service
 NAMESPACE=keda-demo RELEASE=keda-demo
@@ -45,6 +50,11 @@ NEED_PKGS="containerd runc containernetworking-plugins etcd-server iptables nfta
 HOST_PATHS="/run/containerd /var/lib/cni /var/lib/kubelet /var/log/pods /var/log/containers"
 SYSCTLS="net.ipv4.ip_forward vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes net.ipv4.conf.all.route_localnet net.bridge.bridge-nf-call-iptables"
 KC=$STATE/admin.kubeconfig
+case $BROKER in
+  node) BROKER_PORT=$RMQ_PORT BROKER_DIR=$STATE/rabbitmq ;;
+  cluster) BROKER_PORT=$HAPROXY_PORT BROKER_DIR=$RMQC_DIR/5701 NEED_PKGS="$NEED_PKGS haproxy" ;;
+  *) echo "cluster: KEDA_DEMO_BROKER=$BROKER: want node or cluster" >&2; exit 2 ;;
+esac
 CURL=(curl -sf --max-time 5 --cacert "$STATE/pki/ca.crt" --cert "$STATE/pki/admin.crt" --key "$STATE/pki/admin.key")
 
 T0=$(date +%s.%N)
@@ -83,6 +93,7 @@ healthy() { # name: the component answers as `up` waits for it to
     kube-proxy) curl -sf --max-time 5 http://127.0.0.1:10256/healthz ;;
     keda-operator) curl -sf --max-time 5 http://127.0.0.1:18481/readyz ;;
     ferretdb) timeout 5 bash -c "exec 3<>/dev/tcp/$GW/$MONGO_PORT" ;;
+    haproxy) timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HAPROXY_PORT" ;;
     *) return 1 ;;
   esac
 }
@@ -352,15 +363,54 @@ rabbitmq_start() { # the private node (idempotent), its PIDs recorded with the o
   for f in node epmd; do cp -f "$STATE/rabbitmq/$f.pid" "$RUN/pids/rabbitmq-$f.pid"; done
 }
 
+rabbitmq_cluster_node_start() { # port: one node of the cluster (idempotent)
+  RMQ_HOME=$RMQC_DIR RMQ_EPMD_PORT=$RMQC_EPMD "$ROOT/cluster/rabbitmq-node.sh" start "$RMQC_DIR/$1" "$1" 127.0.0.1 "$GW"
+  cp -f "$RMQC_DIR/$1/node.pid" "$RUN/pids/rabbitmq-$1-node.pid"
+  cp -f "$RMQC_DIR/epmd.pid" "$RUN/pids/rabbitmq-cluster-epmd.pid"
+}
+
+rabbitmq_cluster_start() { # three nodes, one cluster, haproxy in front
+  local p first=${RMQC_PORTS%% *} pids=() rctl
+  mkdir -p "$RMQC_DIR"
+  # All at once: a node that stopped before its peers waits for them at boot.
+  for p in $RMQC_PORTS; do rabbitmq_cluster_node_start "$p" & pids+=($!); done
+  for p in "${pids[@]}"; do wait "$p"; done
+  for p in $RMQC_PORTS; do
+    [ "$p" != "$first" ] || continue
+    rctl=("$ROOT/cluster/rabbitmq-node.sh" ctl "$RMQC_DIR/$p")
+    "${rctl[@]}" cluster_status --formatter json | grep -q "kdemo-$first@localhost" && continue
+    "${rctl[@]}" stop_app; "${rctl[@]}" reset; "${rctl[@]}" join_cluster "kdemo-$first@localhost"; "${rctl[@]}" start_app
+  done
+  {
+    printf 'global\n  maxconn 4096\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 3h\n  timeout server 3h\n  option tcpka\n'
+    printf 'listen amqp\n  bind 127.0.0.1:%s\n  bind %s:%s\n  balance roundrobin\n' "$HAPROXY_PORT" "$GW" "$HAPROXY_PORT"
+    # a node marked down closes its clients' connections at once, so that they reconnect elsewhere
+    for p in $RMQC_PORTS; do printf '  server n%s 127.0.0.1:%s check inter 1s fall 2 rise 2 on-marked-down shutdown-sessions\n' "$p" "$p"; done
+  } >"$RUN/haproxy.cfg"
+  runs haproxy || start haproxy haproxy -f "$RUN/haproxy.cfg" -db
+  waitfor haproxy 30 healthy haproxy
+}
+
+rabbitmq_cluster_stop() {
+  stop_one haproxy
+  local p
+  for p in $RMQC_PORTS; do [ ! -d "$RMQC_DIR/$p" ] || "$ROOT/cluster/rabbitmq-node.sh" stop "$RMQC_DIR/$p"; done
+  rm -f "$RUN"/pids/rabbitmq-57*.pid "$RUN/pids/rabbitmq-cluster-epmd.pid"
+}
+
 host_services() { # the private RabbitMQ node and FerretDB, on loopback and the bridge gateway
-  local rmq=$STATE/rabbitmq
-  mkdir -p "$rmq" "$STATE/ferretdb"
-  rabbitmq_start
+  mkdir -p "$STATE/rabbitmq" "$STATE/ferretdb"
+  if [ "$BROKER" = cluster ]; then
+    rabbitmq_cluster_start
+  else
+    rabbitmq_cluster_stop # a cluster of an earlier `up`
+    rabbitmq_start
+  fi
   if [ ! -s "$STATE/rabbitmq-password" ]; then
     # '@', ':', '/' and '%' on purpose: the chart and the programs must escape it
     (umask 077; echo "P@ss:w/rd%$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')" >"$STATE/rabbitmq-password")
   fi
-  local rctl=("$ROOT/cluster/rabbitmq-node.sh" ctl "$rmq")
+  local rctl=("$ROOT/cluster/rabbitmq-node.sh" ctl "$BROKER_DIR")
   "${rctl[@]}" add_vhost "$RMQ_VHOST" >/dev/null 2>&1 || true # exists after the first up
   "${rctl[@]}" add_user "$RMQ_USER" "$(cat "$STATE/rabbitmq-password")" >/dev/null 2>&1 ||
     "${rctl[@]}" change_password "$RMQ_USER" "$(cat "$STATE/rabbitmq-password")"
@@ -369,7 +419,7 @@ host_services() { # the private RabbitMQ node and FerretDB, on loopback and the 
     start ferretdb "$FERRETDB_BIN" --listen-addr="127.0.0.1:$MONGO_PORT,$GW:$MONGO_PORT" --data-dir="$STATE/ferretdb"
   fi
   waitfor ferretdb 30 healthy ferretdb
-  phase "RabbitMQ node (127.0.0.1:$RMQ_PORT, $GW:$RMQ_PORT) and FerretDB ($GW:$MONGO_PORT) ready"
+  phase "RabbitMQ $BROKER (127.0.0.1:$BROKER_PORT, $GW:$BROKER_PORT) and FerretDB ($GW:$MONGO_PORT) ready"
 }
 
 keda() { # KEDA's CRDs (server-side apply) and its operator, run out of cluster
@@ -426,7 +476,7 @@ release() { # install or upgrade (or reinstall, when a Deployment selector chang
   addr=$(cd "$ROOT" && go run ./cluster/release --kubeconfig "$KC" --namespace "$NAMESPACE" --release "$RELEASE" \
     --secret "keda-demo-rabbitmq-credentials/rabbitmq-password=@$STATE/rabbitmq-password" \
     -f ci/external-values.yaml \
-    --set "global.kedaDemo.externalRabbitmq.host=$GW" --set "global.kedaDemo.externalRabbitmq.port=$RMQ_PORT" \
+    --set "global.kedaDemo.externalRabbitmq.host=$GW" --set "global.kedaDemo.externalRabbitmq.port=$BROKER_PORT" \
     --set "global.kedaDemo.externalRabbitmq.vhost=$RMQ_VHOST" --set "global.kedaDemo.externalRabbitmq.username=$RMQ_USER" \
     --set global.kedaDemo.externalRabbitmq.tls.enabled=false --set global.kedaDemo.externalRabbitmq.tls.caSecret= \
     --set "global.kedaDemo.externalMongodb.host=$GW" --set "global.kedaDemo.externalMongodb.port=$MONGO_PORT" \
@@ -472,11 +522,13 @@ EOF
 }
 
 # ---- one component at a time, for fault tests (tests/e2e/faults_test.go) and by hand
-COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy keda-operator ferretdb rabbitmq"
+COMPONENTS="etcd kube-apiserver kube-controller-manager kube-scheduler containerd coredns kubelet kube-proxy keda-operator ferretdb rabbitmq haproxy rabbitmq-5701 rabbitmq-5702 rabbitmq-5703"
 
 component_pid() { # name: the PID that a fault signals (RabbitMQ: its Erlang VM)
   case $1 in
-    rabbitmq) [ -s "$STATE/rabbitmq/vm.pid" ] && kill -0 "$(cat "$STATE/rabbitmq/vm.pid")" 2>/dev/null && cat "$STATE/rabbitmq/vm.pid" ;;
+    rabbitmq | rabbitmq-57*)
+      local d=$STATE/rabbitmq; [ "$1" = rabbitmq ] || d=$RMQC_DIR/${1#rabbitmq-}
+      [ -s "$d/vm.pid" ] && kill -0 "$(cat "$d/vm.pid")" 2>/dev/null && cat "$d/vm.pid" ;;
     *) runs "$1" && cat "$RUN/pids/$1.pid" ;;
   esac
 }
@@ -490,8 +542,9 @@ kill_component() { # name [signal]: signal a running component and wait until it
     if [ $SECONDS -ge $end ]; then log "$name (pid $pid) still runs 30 s after SIG$sig: SIGKILL"; kill -KILL "$pid"; end=$((SECONDS + 30)); fi
     sleep 0.1
   done
-  if [ "$name" = rabbitmq ]; then # and its rabbitmq-server wrapper, which outlives the VM briefly
-    local w; w=$(cat "$STATE/rabbitmq/node.pid" 2>/dev/null || true)
+  if [[ $name == rabbitmq* ]]; then # and its rabbitmq-server wrapper, which outlives the VM briefly
+    local d=$STATE/rabbitmq w; [ "$name" = rabbitmq ] || d=$RMQC_DIR/${name#rabbitmq-}
+    w=$(cat "$d/node.pid" 2>/dev/null || true)
     for _ in $(seq 1 300); do [ -n "$w" ] && kill -0 "$w" 2>/dev/null || break; sleep 0.1; done
   fi
   log "$name (pid $pid) ended by SIG$sig"
@@ -499,7 +552,10 @@ kill_component() { # name [signal]: signal a running component and wait until it
 
 start_component() { # name: start it again with the command line `up` gave it, and wait until it answers
   local name=$1 cmd
-  if [ "$name" = rabbitmq ]; then rabbitmq_start; log "rabbitmq ready"; return 0; fi
+  case $name in
+    rabbitmq) rabbitmq_start; log "rabbitmq ready"; return 0 ;;
+    rabbitmq-57*) rabbitmq_cluster_node_start "${name#rabbitmq-}"; log "$name ready"; return 0 ;;
+  esac
   if runs "$name"; then log "$name already runs"; return 0; fi
   [ -s "$RUN/cmds/$name" ] || { log "$name: no command line in $RUN/cmds: run up first"; return 1; }
   mapfile -d '' -t cmd <"$RUN/cmds/$name"
@@ -519,7 +575,7 @@ stop_one() { # name [program]: SIGTERM, SIGKILL after 20 s, if it still runs (se
     pid=$(cat "$RUN/pids/$1.pid")
     kill -TERM "$pid" 2>/dev/null
     for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
+    kill -KILL "$pid" 2>/dev/null || true # gone after SIGTERM: nothing to do
   fi
   rm -f "$RUN/pids/$1.pid"
 }
@@ -549,6 +605,7 @@ down() {
   stop_one app-forwarder socat
   for n in keda-operator ferretdb; do stop_one "$n"; done
   "$ROOT/cluster/rabbitmq-node.sh" stop "$STATE/rabbitmq"; rm -f "$RUN"/pids/rabbitmq-*.pid
+  rabbitmq_cluster_stop
   local sock=$RUN/containerd/containerd.sock ctr=(ctr --address "$RUN/containerd/containerd.sock" -n k8s.io)
   # kubelet first so it does not restart what we remove; then the pods' containers, then the rest
   for n in kubelet kube-proxy; do stop_one "$n"; done

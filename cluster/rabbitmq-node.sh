@@ -13,18 +13,22 @@
 #
 # The node name is kdemo-<PORT>@localhost, its epmd listens on 127.0.0.1:<PORT+10000> and Erlang
 # distribution on 127.0.0.1:<PORT+20000>. Needs Debian's rabbitmq-server; runs as the calling user.
+#
+# Nodes that are to form a cluster share one Erlang cookie and one epmd: start each with
+# RMQ_HOME=<shared dir> (the cookie and epmd's PID live there) and RMQ_EPMD_PORT=<port>; start
+# records both in DIR, so ctl, vmpid and stop need nothing more.
 set -euo pipefail
 
 RMQ_BIN=${RMQ_BIN:-/usr/lib/rabbitmq/bin}
 
 node_env() { # DIR PORT
   local dir=$1 port=$2
-  export HOME=$dir                      # the Erlang cookie lives in $HOME/.erlang.cookie
+  export HOME=${RMQ_HOME:-$(cat "$dir/home" 2>/dev/null || echo "$dir")} # the Erlang cookie lives in $HOME/.erlang.cookie
   export RABBITMQ_NODENAME=kdemo-$port@localhost
   export RABBITMQ_BASE=$dir RABBITMQ_MNESIA_BASE=$dir/mnesia RABBITMQ_LOG_BASE=$dir/log
   export RABBITMQ_CONFIG_FILE=$dir/rabbitmq.conf RABBITMQ_ENABLED_PLUGINS_FILE=$dir/enabled_plugins
   export RABBITMQ_PID_FILE=$dir/vm.pid RABBITMQ_DIST_PORT=$((port + 20000))
-  export ERL_EPMD_PORT=$((port + 10000)) ERL_EPMD_ADDRESS=127.0.0.1
+  export ERL_EPMD_PORT=${RMQ_EPMD_PORT:-$(cat "$dir/epmd-port" 2>/dev/null || echo $((port + 10000)))} ERL_EPMD_ADDRESS=127.0.0.1
   export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
@@ -42,10 +46,12 @@ start() {
   mkdir -p "$dir/mnesia" "$dir/log"
   echo "$port" >"$dir/port"
   node_env "$dir" "$port"
-  if [ ! -s "$dir/.erlang.cookie" ]; then
-    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/.erlang.cookie")
+  echo "$HOME" >"$dir/home"; echo "$ERL_EPMD_PORT" >"$dir/epmd-port"
+  mkdir -p "$HOME"
+  if [ ! -s "$HOME/.erlang.cookie" ]; then
+    (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$HOME/.erlang.cookie")
   fi
-  chmod 400 "$dir/.erlang.cookie"
+  chmod 400 "$HOME/.erlang.cookie"
   {
     local i=1 a
     for a in "${addrs[@]}"; do echo "listeners.tcp.$i = $a:$port"; i=$((i + 1)); done
@@ -60,9 +66,9 @@ start() {
     fi
   } >"$dir/rabbitmq.conf"
   echo "[]." >"$dir/enabled_plugins"
-  if ! alive "$dir/epmd.pid"; then
-    setsid epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" >"$dir/log/epmd.log" 2>&1 </dev/null &
-    echo $! >"$dir/epmd.pid"
+  if ! alive "$HOME/epmd.pid"; then
+    setsid epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" >"$HOME/epmd.log" 2>&1 </dev/null &
+    echo $! >"$HOME/epmd.pid"
   fi
   if ! alive "$dir/node.pid"; then
     setsid "$RMQ_BIN/rabbitmq-server" >"$dir/log/node.log" 2>&1 </dev/null &
@@ -95,7 +101,10 @@ stop() {
   stop_pid "$dir/node.pid"
   # the VM, should it have outlived its wrapper (e.g. the wrapper was killed)
   stop_pid "$dir/vm.pid"
-  stop_pid "$dir/epmd.pid"
+  # epmd, unless nodes sharing it still run
+  local home n; home=$(cat "$dir/home" 2>/dev/null || echo "$dir")
+  for n in "$home"/*/vm.pid; do alive "$n" && return 0; done
+  stop_pid "$home/epmd.pid"
 }
 
 case "${1:-}" in

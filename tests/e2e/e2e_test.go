@@ -62,7 +62,7 @@ const (
 	relName   = "keda-demo"
 	rmqVhost  = "keda-demo"
 	rmqUser   = "keda-demo"
-	rmqPort   = "5682"
+	rmqPort   = "5682"      // the private node; KEDA_DEMO_BROKER=cluster: haproxy on 5700 before three nodes
 	queue     = "keda-demo" // the chart's default global.kedaDemo.queueName
 )
 
@@ -85,17 +85,18 @@ func envOr(k, def string) string {
 }
 
 type env struct {
-	t       *testing.T // the scenario
-	cur     *testing.T // the running step
-	ctx     context.Context
-	rest    *rest.Config
-	cs      kubernetes.Interface
-	dyn     dynamic.Interface
-	helm    *action.Configuration
-	flags   *genericclioptions.ConfigFlags
-	chart   *chart.Chart
-	amqpURL string // the private RabbitMQ node, for the test itself (loopback)
-	appURL  string // the URL `up` printed
+	t           *testing.T // the scenario
+	cur         *testing.T // the running step
+	ctx         context.Context
+	rest        *rest.Config
+	cs          kubernetes.Interface
+	dyn         dynamic.Interface
+	helm        *action.Configuration
+	flags       *genericclioptions.ConfigFlags
+	chart       *chart.Chart
+	amqpURL     string // the private RabbitMQ node, for the test itself (loopback)
+	rmqPassword string
+	appURL      string // the URL `up` printed
 
 	// What this process has set up in the cluster, which tests/e2e/run.sh makes new for every run: a
 	// step run alone finds here what the steps before it would have left.
@@ -171,10 +172,15 @@ func newEnv(t *testing.T) *env {
 
 	pw, err := os.ReadFile(filepath.Join(stateDir, "rabbitmq-password"))
 	must(t, err)
-	e.amqpURL = (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, strings.TrimSpace(string(pw))),
-		Host: "127.0.0.1:" + rmqPort, Path: "/" + rmqVhost}).String()
+	e.rmqPassword = strings.TrimSpace(string(pw))
+	e.amqpURL = e.brokerURL(rmqPort)
 
 	return e
+}
+
+// brokerURL: the release's vhost and user on the host's broker at 127.0.0.1:port.
+func (e *env) brokerURL(port string) string {
+	return (&url.URL{Scheme: "amqp", User: url.UserPassword(rmqUser, e.rmqPassword), Host: "127.0.0.1:" + port, Path: "/" + rmqVhost}).String()
 }
 
 func must(t testing.TB, err error) {
@@ -1223,20 +1229,35 @@ func (e *env) checkJobs(t *testing.T, jobs []batchv1.Job, messages int) int {
 
 // outcomes reads the processor's one-line result ("outcome" field) from the Job's pods' logs.
 func (e *env) outcomes(t *testing.T, j batchv1.Job) []string {
+	var out []string
+	for _, l := range e.results(t, j) {
+		out = append(out, l.Outcome)
+	}
+	return out
+}
+
+// result is the processor's one-line result of a run, as its log says it.
+type result struct {
+	Outcome   string
+	MessageID string `json:"message_id"`
+}
+
+// results reads the processor's result lines from the logs of the Job's pods.
+func (e *env) results(t *testing.T, j batchv1.Job) []result {
 	pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "job-name=" + j.Name})
 	must(t, err)
-	var out []string
+	var out []result
 	for _, p := range pods.Items {
 		b, err := e.cs.CoreV1().Pods(namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "processor"}).DoRaw(e.ctx)
 		if err != nil {
-			out = append(out, "logs-unavailable: "+err.Error())
+			out = append(out, result{Outcome: "logs-unavailable: " + err.Error()})
 			continue
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for sc.Scan() {
-			var l struct{ Outcome string }
+			var l result
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Outcome != "" {
-				out = append(out, l.Outcome)
+				out = append(out, l)
 			}
 		}
 	}

@@ -23,7 +23,8 @@ mkdir -p "$E2E_RUN"
 # What exists before `up`, to compare with what is left after `down`. Processes: every program
 # `up` starts names this run's folders, the cache or its own ports on its command line, or runs
 # in a pod (the pause image, the app and processor images).
-PROCS="$E2E_RUN|${KEDA_DEMO_CACHE:-/var/cache/keda-demo}|TCP-LISTEN:18000|-port 15682|^ *[0-9]+ /pause|/usr/local/bin/(app|processor)"
+# The broker cluster of the faults (KEDA_DEMO_BROKER=cluster): haproxy, nodes kdemo-57xx, their epmd.
+PROCS="$E2E_RUN|${KEDA_DEMO_CACHE:-/var/cache/keda-demo}|TCP-LISTEN:18000|-port 15682|-port 15700|haproxy -f|kdemo-57[0-9]{2}@|^ *[0-9]+ /pause|/usr/local/bin/(app|processor)"
 snapshot() { # dir (a pipe whose grep finds nothing is an empty list, not an error)
   mkdir -p "$1"
   local -; set +o pipefail

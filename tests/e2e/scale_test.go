@@ -238,6 +238,9 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 			for ev := range wi.ResultChan() {
 				j, ok := ev.Object.(*batchv1.Job)
 				if !ok {
+					// An Error event, e.g. 410 Gone after an API server restart: start over from the
+					// current state (a watch without a version lists every Job as Added first).
+					rv = ""
 					continue
 				}
 				rv = j.ResourceVersion

@@ -108,18 +108,15 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 		return
 	}
 	// The reflector retries a failed list or watch with backoff by itself; the handler only says
-	// why, and a probe tells when the API answers again (the reflector does not). The detail names
-	// the namespace and what is missing, never a token or an address.
+	// why. It is not told everything: a refused connection (the API server restarting) is retried
+	// in silence, so a probe also lists one Job every probeEvery, which notices an outage and the
+	// recovery alike. The detail names the namespace and what is missing, never a token or an address.
 	failed := make(chan struct{}, 1)
 	onError := func(_ context.Context, _ *cache.Reflector, err error) {
 		if errors.Is(err, io.EOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 			return // a watch that ended normally, or must relist: not an outage
 		}
-		st := live.JobsStatus{State: live.JobsFailing, Detail: "the Kubernetes API does not answer; retrying"}
-		if apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) {
-			st = live.JobsStatus{State: live.JobsForbidden, Detail: fmt.Sprintf(
-				"the app's ServiceAccount may not list Jobs and pods in namespace %s (the chart's Role comes with app.livePage.jobs.enabled=true)", cfg.Namespace)}
-		}
+		st := statusOf(err, cfg)
 		sink.SetJobsStatus(st)
 		log.Warn("jobs watch failed", "state", st.State, "error", err.Error())
 		select {
@@ -134,35 +131,38 @@ func Watch(ctx context.Context, cs kubernetes.Interface, cfg Config, sink Sink, 
 	if cache.WaitForCacheSync(ctx.Done(), jobs.HasSynced, pods.HasSynced) {
 		sink.SetJobsStatus(live.JobsStatus{State: live.JobsWatching})
 	}
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-failed:
-			if probe(ctx, cs, cfg) {
-				sink.SetJobsStatus(live.JobsStatus{State: live.JobsWatching})
-			}
+		case <-tick.C:
 		}
+		pctx, cancel := context.WithTimeout(ctx, probeEvery)
+		_, err := cs.BatchV1().Jobs(cfg.Namespace).List(pctx, metav1.ListOptions{LabelSelector: cfg.Selector, Limit: 1})
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		sink.SetJobsStatus(statusOf(err, cfg))
 	}
 }
 
-// probeEvery is how often a failed watch is checked for recovery.
+// probeEvery is how often the API is asked whether Jobs can be seen.
 var probeEvery = 5 * time.Second
 
-// probe lists one Job until a list succeeds (true) or ctx ends (false).
-func probe(ctx context.Context, cs kubernetes.Interface, cfg Config) bool {
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := cs.BatchV1().Jobs(cfg.Namespace).List(pctx, metav1.ListOptions{LabelSelector: cfg.Selector, Limit: 1})
-		cancel()
-		if err == nil {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(probeEvery):
-		}
+// statusOf is what the page says after a list or watch ended with err (nil: watching).
+func statusOf(err error, cfg Config) live.JobsStatus {
+	switch {
+	case err == nil:
+		return live.JobsStatus{State: live.JobsWatching}
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		return live.JobsStatus{State: live.JobsForbidden, Detail: fmt.Sprintf(
+			"the app's ServiceAccount may not list Jobs and pods in namespace %s (the chart's Role comes with app.livePage.jobs.enabled=true)", cfg.Namespace)}
+	default:
+		return live.JobsStatus{State: live.JobsFailing, Detail: "the Kubernetes API does not answer; retrying"}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +187,30 @@ func TestForbiddenIsShownAndRecoveryNoticed(t *testing.T) {
 	forbidden.Store(false) // the Role was granted
 	require.Eventually(t, func() bool { _, st := s.get(); return st.State == live.JobsWatching }, 10*time.Second, 10*time.Millisecond)
 	require.Eventually(t, func() bool { j, _ := s.get(); _, ok := j["a"]; return ok }, 10*time.Second, 10*time.Millisecond)
+}
+
+// An API server that refuses connections while it restarts: client-go's reflector retries that in
+// silence (no watch error), so only the probe can tell the page, and tell it again when it is back.
+func TestSilentOutageIsShownAndRecoveryNoticed(t *testing.T) {
+	probeEvery = 20 * time.Millisecond
+	cs := fake.NewClientset(job("a", nil))
+	s := start(t, cs)
+	require.Eventually(t, func() bool { _, st := s.get(); return st.State == live.JobsWatching }, 5*time.Second, 10*time.Millisecond)
+
+	var down atomic.Bool
+	down.Store(true)
+	cs.PrependReactor("list", "jobs", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if down.Load() {
+			return true, nil, syscall.ECONNREFUSED
+		}
+		return false, nil, nil
+	})
+	require.Eventually(t, func() bool { _, st := s.get(); return st.State == live.JobsFailing }, 5*time.Second, 10*time.Millisecond)
+	_, st := s.get()
+	require.Equal(t, "the Kubernetes API does not answer; retrying", st.Detail)
+
+	down.Store(false)
+	require.Eventually(t, func() bool { _, st := s.get(); return st.State == live.JobsWatching }, 5*time.Second, 10*time.Millisecond)
 }
 
 func TestRunWithoutSelectorOrClusterIsDisabled(t *testing.T) {
