@@ -311,12 +311,13 @@ func (e *env) runFault(t *testing.T, fl fault, b faultBurst) string {
 			t.Errorf("name %s sent once is stored under %d ids", name, len(ids))
 		}
 	}
-	storedBy := map[string][]string{}
+	storedBy, podsFailed := map[string][]string{}, 0
 	for name := range created {
 		j, err := e.cs.BatchV1().Jobs(namespace).Get(e.ctx, name, metav1.GetOptions{})
 		if err != nil {
 			continue // deleted: counted below if it existed at the fault
 		}
+		podsFailed += int(j.Status.Failed) // e.g. exit 69 or 75 during the fault, then retried
 		res := e.results(t, *j)
 		for _, r := range res {
 			switch r.Outcome {
@@ -338,8 +339,8 @@ func (e *env) runFault(t *testing.T, fl fault, b faultBurst) string {
 	}
 	deleted, restarts := f.since(t, before)
 	f.mu.Lock()
-	line := fmt.Sprintf("fault=%s sent=%d accepted=%d records=%d lost=%d dup=%d redelivered=%d jobs=%d jobs_empty=%d jobs_deleted=%d pod_restarts=%d recovery_s=%.1f",
-		fl.name, f.sent, len(f.accepted), len(recs), lost, dup, redelivered, len(created), empty, deleted, restarts, recovery.Seconds())
+	line := fmt.Sprintf("fault=%s sent=%d accepted=%d records=%d lost=%d dup=%d redelivered=%d jobs=%d jobs_empty=%d jobs_deleted=%d pod_restarts=%d recovery_s=%.1f pods_failed=%d",
+		fl.name, f.sent, len(f.accepted), len(recs), lost, dup, redelivered, len(created), empty, deleted, restarts, recovery.Seconds(), podsFailed)
 	f.mu.Unlock()
 	fmt.Println(line)
 	if w, err := os.OpenFile(filepath.Join(runDir, "faults.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
