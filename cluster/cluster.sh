@@ -401,9 +401,12 @@ rabbitmq_cluster_stop() {
 host_services() { # the private RabbitMQ node and FerretDB, on loopback and the bridge gateway
   mkdir -p "$STATE/rabbitmq" "$STATE/ferretdb"
   if [ "$BROKER" = cluster ]; then
+    # The single node of an earlier `up` stops: app pods still on it during the rollout must
+    # answer 503, not queue messages where nothing reads them any more.
+    "$ROOT/cluster/rabbitmq-node.sh" stop "$STATE/rabbitmq"; rm -f "$RUN"/pids/rabbitmq-node.pid "$RUN"/pids/rabbitmq-epmd.pid
     rabbitmq_cluster_start
   else
-    rabbitmq_cluster_stop # a cluster of an earlier `up`
+    rabbitmq_cluster_stop # a cluster of an earlier `up` (as above)
     rabbitmq_start
   fi
   if [ ! -s "$STATE/rabbitmq-password" ]; then

@@ -38,15 +38,18 @@ const clusterPort = "5700"
 var clusterNodes = []string{"5701", "5702", "5703"}
 
 // faultBurst is the load each fault meets: enough messages that Jobs run and messages wait.
-type faultBurst struct{ messages, workSeconds, maxReplicas int }
+type faultBurst struct {
+	messages, workSeconds, maxReplicas int
+	loadEvery                          time.Duration // app-pod-kill: each of its two clients sends this often
+}
 
 // burstOfThisRun: `go tool task faults` (KEDA_DEMO_FAULTS_FULL=1) runs the full bursts; the e2e
 // of CI smaller ones, so that its e2e part stays within its time.
 func burstOfThisRun() faultBurst {
 	if os.Getenv("KEDA_DEMO_FAULTS_FULL") != "" {
-		return faultBurst{messages: 30, workSeconds: 5, maxReplicas: 10}
+		return faultBurst{messages: 30, workSeconds: 5, maxReplicas: 10, loadEvery: 250 * time.Millisecond}
 	}
-	return faultBurst{messages: 12, workSeconds: 3, maxReplicas: 4}
+	return faultBurst{messages: 12, workSeconds: 3, maxReplicas: 4, loadEvery: 500 * time.Millisecond}
 }
 
 // A fault: what it does to the platform (inject returns when the fault has ended, the component
@@ -98,6 +101,7 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("up printed no app URL:\n%s", out)
 		}
 		e.appURL, installed = m[1], setup
+		e.appRolledOut(t)
 	}
 	if os.Getenv("E2E_RUN") == "" { // on the cluster of `task up`: leave it with this tree's images
 		t.Cleanup(func() {
@@ -163,7 +167,7 @@ func TestFaults(t *testing.T) {
 			t.Logf("deleted processor pod %s mid-work", p)
 		}},
 		{name: "app-pod-kill", inject: func(t *testing.T, f *faultRun) {
-			f.appPodKilledUnderLoad(t)
+			f.appPodKilledUnderLoad(t, b.loadEvery)
 		}},
 		// The production profile's claim: a quorum queue on three nodes keeps a majority with one
 		// node gone. The release in external mode on three clustered nodes behind haproxy.
@@ -550,9 +554,9 @@ func (f *faultRun) since(t *testing.T, before map[string]jobState) (deleted, res
 	return deleted, restarts
 }
 
-// appPodKilledUnderLoad: two clients send, four requests a second each; one app pod is killed
+// appPodKilledUnderLoad: two clients send, one request every `every` each; one app pod is killed
 // (no grace) in the middle. Requests may fail (honestly: an error or a 5xx), and every 202 must be stored.
-func (f *faultRun) appPodKilledUnderLoad(t *testing.T) {
+func (f *faultRun) appPodKilledUnderLoad(t *testing.T, every time.Duration) {
 	pods, err := f.e.cs.CoreV1().Pods(namespace).List(f.e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
 	must(t, err)
 	if len(pods.Items) == 0 {
@@ -577,7 +581,7 @@ func (f *faultRun) appPodKilledUnderLoad(t *testing.T) {
 					failed = append(failed, err.Error())
 					fmu.Unlock()
 				}
-				time.Sleep(250 * time.Millisecond) // a load the Jobs drain in about a minute
+				time.Sleep(every) // a load the Jobs drain in about a minute
 			}
 		}()
 	}
@@ -707,4 +711,33 @@ func (p *livePage) follow(ctx context.Context, u string) {
 			p.mu.Unlock()
 		}
 	}
+}
+
+// appRolledOut waits until every app pod runs the Deployment's current template and none is
+// terminating: an old pod in its preStop sleep still answers, with the old configuration (after
+// a change of broker, it would queue messages on the broker the release left).
+func (e *env) appRolledOut(t *testing.T) {
+	e.eventually("the app's rollout finished, no old pod left", 3*time.Minute, func() (bool, error) {
+		d, err := e.cs.AppsV1().Deployments(namespace).Get(e.ctx, relName+"-app", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want || d.Status.AvailableReplicas != want {
+			return false, fmt.Errorf("deployment: %d updated, %d available of %d", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, want)
+		}
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp != nil {
+				return false, fmt.Errorf("pod %s terminating", p.Name)
+			}
+		}
+		return int32(len(pods.Items)) == want, fmt.Errorf("%d app pods, want %d", len(pods.Items), want)
+	})
 }
