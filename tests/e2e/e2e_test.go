@@ -1281,6 +1281,12 @@ func (e *env) tt() *testing.T {
 }
 
 func (e *env) eventually(what string, timeout time.Duration, f func() (bool, error)) {
+	e.tt().Helper()
+	e.eventuallyEvery(what, timeout, 250*time.Millisecond, f)
+}
+
+// eventuallyEvery is eventually, asking every `every`.
+func (e *env) eventuallyEvery(what string, timeout, every time.Duration, f func() (bool, error)) {
 	t := e.tt()
 	t.Helper()
 	end := time.Now().Add(timeout)
@@ -1294,7 +1300,7 @@ func (e *env) eventually(what string, timeout time.Duration, f func() (bool, err
 		if time.Now().After(end) {
 			t.Fatalf("%s: not within %s (last: %v)", what, timeout, last)
 		}
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(every)
 	}
 }
 
