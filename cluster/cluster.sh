@@ -372,7 +372,9 @@ rabbitmq_cluster_node_start() { # port: one node of the cluster (idempotent)
 rabbitmq_cluster_start() { # three nodes, one cluster, haproxy in front
   local p first=${RMQC_PORTS%% *} pids=() rctl
   mkdir -p "$RMQC_DIR"
-  # All at once: a node that stopped before its peers waits for them at boot.
+  # Their one epmd first (three starts at once would each start one, and record the wrong one),
+  # then the nodes all at once: a node that stopped before its peers waits for them at boot.
+  "$ROOT/cluster/rabbitmq-node.sh" epmd "$RMQC_DIR" "$RMQC_EPMD"
   for p in $RMQC_PORTS; do rabbitmq_cluster_node_start "$p" & pids+=($!); done
   for p in "${pids[@]}"; do wait "$p"; done
   for p in $RMQC_PORTS; do

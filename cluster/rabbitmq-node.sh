@@ -7,6 +7,7 @@
 #   stop DIR                  stop the node and its epmd, by the PIDs recorded in DIR. Idempotent.
 #   ctl DIR ARGS...           rabbitmqctl against the node (e.g. ctl DIR add_user u p)
 #   vmpid DIR                 the Erlang VM's PID (for fault tests: kill -9, SIGSTOP)
+#   epmd HOME PORT            start the epmd that nodes sharing HOME use (before starting them at once)
 #
 # With RMQ_TLS_DIR set (ca.pem, cert.pem, key.pem in it), start also listens for AMQP over TLS on
 # 127.0.0.1:<PORT+1>.
@@ -33,6 +34,19 @@ node_env() { # DIR PORT
 }
 
 alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+epmd_start() { # the epmd of $HOME on $ERL_EPMD_PORT, unless it runs; waits until it listens
+  if ! alive "$HOME/epmd.pid"; then
+    setsid epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" >"$HOME/epmd.log" 2>&1 </dev/null &
+    echo $! >"$HOME/epmd.pid"
+  fi
+  local end=$((SECONDS + 10))
+  until timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ERL_EPMD_PORT" 2>/dev/null; do
+    alive "$HOME/epmd.pid" || { echo "rabbitmq-node: epmd on port $ERL_EPMD_PORT died; see $HOME/epmd.log" >&2; return 1; }
+    [ $SECONDS -lt $end ] || { echo "rabbitmq-node: epmd not listening on $ERL_EPMD_PORT after 10 s" >&2; return 1; }
+    sleep 0.1
+  done
+}
 
 ctl() { # DIR ARGS... (the port is recorded at start)
   local dir=$1; shift
@@ -66,10 +80,7 @@ start() {
     fi
   } >"$dir/rabbitmq.conf"
   echo "[]." >"$dir/enabled_plugins"
-  if ! alive "$HOME/epmd.pid"; then
-    setsid epmd -address 127.0.0.1 -port "$ERL_EPMD_PORT" >"$HOME/epmd.log" 2>&1 </dev/null &
-    echo $! >"$HOME/epmd.pid"
-  fi
+  epmd_start
   if ! alive "$dir/node.pid"; then
     setsid "$RMQ_BIN/rabbitmq-server" >"$dir/log/node.log" 2>&1 </dev/null &
     echo $! >"$dir/node.pid"
@@ -112,5 +123,7 @@ case "${1:-}" in
   stop) [ $# -eq 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
   ctl) [ $# -ge 3 ] || { echo "usage: $0 ctl DIR ARGS..." >&2; exit 2; }; shift; ctl "$@" ;;
   vmpid) cat "$2/vm.pid" ;;
+  epmd) [ $# -eq 3 ] || { echo "usage: $0 epmd HOME PORT" >&2; exit 2; }
+    mkdir -p "$2"; HOME=$(cd "$2" && pwd) ERL_EPMD_PORT=$3 epmd_start ;;
   *) echo "usage: $0 start|stop|ctl|vmpid ..." >&2; exit 2 ;;
 esac
