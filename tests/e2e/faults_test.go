@@ -290,7 +290,7 @@ func (e *env) runFault(t *testing.T, fl fault, b faultBurst) string {
 	f.mu.Unlock()
 	e.waitPrefixRecords(t, f.prefix, accepted, 5*time.Minute, 250*time.Millisecond)
 	recovery := time.Since(ended)
-	created := f.jobs.settle(t, e, 6*time.Second)
+	created := f.jobs.settle(t, e, 10*time.Minute, 6*time.Second)
 
 	// The accounting, from the records (GET /data), the Jobs (API) and each run's result line.
 	recs := e.waitPrefixRecords(t, f.prefix, accepted, time.Minute, 250*time.Millisecond)

@@ -35,7 +35,10 @@ import (
 // prints one line starting `bench-scale:` (also appended to $KEDA_DEMO_RUN/bench-scale.txt):
 // Jobs per message (only the Jobs this burst created), Jobs that found the queue empty, the time
 // until the M-th record, the baseline's time and the ratio baseline ÷ KEDA, the most Jobs and Pods
-// the API server held at once, and the app pods' peak RSS and CPU seconds during the burst.
+// the API server held at once, and the app pods' peak RSS and CPU seconds during the burst; then
+// where a slot's time went, for both: the mean share of the n slots holding a pod, a pod's life,
+// the wait of an empty slot per pod, and for KEDA's Jobs the same per Job, plus the seconds from
+// a Job's creation to its pod and from its pod's end to the Job finished.
 func TestBenchScale(t *testing.T) {
 	if os.Getenv("KEDA_DEMO_BENCH_SCALE") == "" {
 		t.Skip("a benchmark, not a test: run it with `go tool task bench-scale`")
@@ -64,14 +67,41 @@ func TestBenchScale(t *testing.T) {
 	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(spec["jobTargetRef"].(map[string]any)["template"].(map[string]any), &tmpl))
 	strategy, _ := spec["scalingStrategy"].(map[string]any)
 	e.purge(t)
+	// A Job started before the watch (e.g. for a message the purge then removed) would take one of
+	// the burst's messages unseen: start from no Job running.
+	selector := "scaledjob.keda.sh/name=" + relName + "-processor"
+	e.eventually("no processor Job running before the burst", 3*time.Minute, func() (bool, error) {
+		l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, j := range l.Items {
+			if done, _ := jobFinished(&j); !done {
+				running++
+			}
+		}
+		return running == 0, fmt.Errorf("%d running", running)
+	})
 
-	watcher := e.watchJobs(t, "scaledjob.keda.sh/name="+relName+"-processor")
+	watcher := e.watchJobs(t, selector)
+	pods := e.watchPods(t)
+	defer pods.stop()
 	sampler := e.sampleLoad(t)
 	prefix := fmt.Sprintf("scale-%d-", time.Now().Unix())
 	start := time.Now()
 	e.sendBurst(t, prefix, m)
 	published := time.Since(start)
-	recs := e.waitPrefixRecords(t, prefix, m, 30*time.Minute, 5*time.Second)
+	// The end is seen by the queue (no message ready) and the Jobs (all finished, none new), not by
+	// reading GET /data while the burst drains: each look reads every record and loads MongoDB, a
+	// load the baseline does not meet. The times come from the records, read once at the end.
+	e.eventuallyEvery("the work queue drained", 30*time.Minute, time.Second, func() (bool, error) {
+		n := e.queueReady()
+		return n == 0, fmt.Errorf("%d ready", n)
+	})
+	created := watcher.settle(t, e, 30*time.Minute, time.Duration(3*polling)*time.Second)
+	load := sampler.stop()
+	recs := e.waitPrefixRecords(t, prefix, m, time.Minute, 5*time.Second)
 	var last time.Time
 	storedBy := map[string]bool{}
 	for _, r := range recs {
@@ -81,8 +111,6 @@ func TestBenchScale(t *testing.T) {
 		storedBy[r.Job] = true
 	}
 	keda := last.Sub(start)
-	created := watcher.settle(t, e, time.Duration(3*polling)*time.Second)
-	load := sampler.stop()
 	empty := 0
 	for name := range created {
 		if !storedBy[name] {
@@ -93,10 +121,13 @@ func TestBenchScale(t *testing.T) {
 		t.Errorf("%d records for %d messages", len(recs), m)
 	}
 	baseline := e.baseline(t, tmpl, m, n)
+	kedaSlots := pods.slots(func(job string) bool { _, ok := created[job]; return ok }, n)
+	baseSlots := pods.slots(func(job string) bool { return strings.HasPrefix(job, "bench-baseline-") }, n)
 	line := fmt.Sprintf("bench-scale: messages=%d max_replicas=%d polling_s=%d history=%v/%v strategy=%v pending_conditions=%v jobs=%d jobs_per_message=%.2f jobs_empty=%d keda_s=%.1f baseline_s=%.1f ratio=%.2f publish_s=%.1f max_jobs=%d max_pods=%d app_peak_rss_mib=%.0f app_cpu_s=%.1f",
 		m, n, polling, spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"], strategy["strategy"], strategy["pendingPodConditions"],
 		len(created), float64(len(created))/float64(m), empty, keda.Seconds(), baseline.Seconds(), baseline.Seconds()/keda.Seconds(),
-		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu)
+		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu) +
+		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots
 	fmt.Println(line)
 	f, err := os.OpenFile(filepath.Join(runDir, "bench-scale.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
@@ -205,7 +236,7 @@ func (e *env) waitPrefixRecords(t *testing.T, prefix string, m int, timeout, eve
 type jobWatch struct {
 	mu       sync.Mutex
 	created  map[string]time.Time
-	finished map[string]bool
+	finished map[string]time.Time // when the watch saw it Complete, Failed or deleted
 	stop     func()
 }
 
@@ -217,7 +248,7 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 	for _, j := range l.Items {
 		before[j.Name] = true
 	}
-	w := &jobWatch{created: map[string]time.Time{}, finished: map[string]bool{}}
+	w := &jobWatch{created: map[string]time.Time{}, finished: map[string]time.Time{}}
 	done := make(chan struct{})
 	w.stop = sync.OnceFunc(func() { close(done) })
 	rv := l.ResourceVersion
@@ -237,6 +268,12 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 				continue
 			}
 			for ev := range wi.ResultChan() {
+				select {
+				case <-done: // stopped: what comes after is not recorded
+					wi.Stop()
+					return
+				default:
+				}
 				j, ok := ev.Object.(*batchv1.Job)
 				if !ok {
 					// An Error event, e.g. 410 Gone after an API server restart: start over from the
@@ -252,8 +289,10 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 				if _, seen := w.created[j.Name]; !seen {
 					w.created[j.Name] = time.Now()
 				}
-				if done, _ := jobFinished(j); done || ev.Type == watch.Deleted {
-					w.finished[j.Name] = true
+				if _, seen := w.finished[j.Name]; !seen {
+					if done, _ := jobFinished(j); done || ev.Type == watch.Deleted {
+						w.finished[j.Name] = time.Now()
+					}
 				}
 				w.mu.Unlock()
 			}
@@ -262,18 +301,18 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 	return w
 }
 
-// settle waits until every Job seen has finished (or was deleted) and none was created for
-// quiet, then stops watching and returns the Jobs created.
-func (w *jobWatch) settle(t *testing.T, e *env, quiet time.Duration) map[string]time.Time {
+// settle waits until at least one Job was seen, every Job seen has finished (or was deleted) and
+// none was created for quiet, then stops watching and returns the Jobs created.
+func (w *jobWatch) settle(t *testing.T, e *env, timeout, quiet time.Duration) map[string]time.Time {
 	last, count := time.Now(), -1
-	e.eventually("the burst's Jobs finished and no more created", 10*time.Minute, func() (bool, error) {
+	e.eventually("the burst's Jobs finished and no more created", timeout, func() (bool, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if len(w.created) != count {
 			count, last = len(w.created), time.Now()
 		}
 		unfinished := len(w.created) - len(w.finished)
-		return unfinished == 0 && time.Since(last) > quiet, fmt.Errorf("%d Jobs, %d unfinished", len(w.created), unfinished)
+		return count > 0 && unfinished == 0 && time.Since(last) > quiet, fmt.Errorf("%d Jobs, %d unfinished", len(w.created), unfinished)
 	})
 	w.stop()
 	w.mu.Lock()
@@ -283,6 +322,49 @@ func (w *jobWatch) settle(t *testing.T, e *env, quiet time.Duration) map[string]
 		out[k] = v
 	}
 	return out
+}
+
+// steps sums up the Jobs seen: how many of the n slots held an unfinished Job on average between
+// the first creation and the last finish, how long a slot stood empty per Job (KEDA's look and
+// its create), the mean seconds from a Job's creation to its pod's, and from its pod's end to the
+// Job seen finished (the Job controller's sync, batched per Job by a second).
+func (w *jobWatch) steps(p *podWatch, n int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	byJob := map[string]*podLife{}
+	for _, l := range p.pods {
+		if o := byJob[l.job]; o == nil || l.created.Before(o.created) {
+			byJob[l.job] = l
+		}
+	}
+	var first, last time.Time
+	var busy, toPod, toDone time.Duration
+	count := 0
+	for name, c := range w.created {
+		f, ok := w.finished[name]
+		l := byJob[name]
+		if !ok || l == nil || l.ended.IsZero() {
+			continue
+		}
+		if first.IsZero() || c.Before(first) {
+			first = c
+		}
+		if f.After(last) {
+			last = f
+		}
+		busy += f.Sub(c)
+		toPod += l.created.Sub(c)
+		toDone += f.Sub(l.ended)
+		count++
+	}
+	if count == 0 {
+		return "jobs_timed=0"
+	}
+	window := last.Sub(first).Seconds() * float64(n)
+	return fmt.Sprintf("jobs_timed=%d job_slots_busy=%.2f job_slot_wait_s=%.2f job_to_pod_s=%.2f pod_end_to_job_done_s=%.2f", count,
+		busy.Seconds()/window, (window-busy.Seconds())/float64(count), toPod.Seconds()/float64(count), toDone.Seconds()/float64(count))
 }
 
 type loadSample struct {
@@ -410,4 +492,106 @@ func (e *env) baseline(t *testing.T, tmpl corev1.PodTemplateSpec, m, n int) time
 		return done, fmt.Errorf("%d succeeded, %d active", j.Status.Succeeded, j.Status.Active)
 	})
 	return took
+}
+
+// podLife is what a pod watch saw of one Job pod, in the watcher's clock (the API's own
+// timestamps have whole seconds only).
+type podLife struct {
+	job            string
+	created, ended time.Time
+}
+
+// podWatch records the life of every Job pod in the namespace created after it started, to
+// show where a slot's time goes: in a pod, or waiting for the next one.
+type podWatch struct {
+	mu   sync.Mutex
+	pods map[string]*podLife
+	stop func()
+}
+
+func (e *env) watchPods(t *testing.T) *podWatch {
+	pods := e.cs.CoreV1().Pods(namespace)
+	l, err := pods.List(e.ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel})
+	must(t, err)
+	before := map[string]bool{}
+	for _, p := range l.Items {
+		before[p.Name] = true
+	}
+	w := &podWatch{pods: map[string]*podLife{}}
+	done := make(chan struct{})
+	w.stop = sync.OnceFunc(func() { close(done) })
+	rv := l.ResourceVersion
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			wi, err := pods.Watch(e.ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel, ResourceVersion: rv})
+			if err != nil {
+				rv = ""
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			for ev := range wi.ResultChan() {
+				select {
+				case <-done: // stopped: what comes after is not recorded
+					wi.Stop()
+					return
+				default:
+				}
+				p, ok := ev.Object.(*corev1.Pod)
+				if !ok {
+					rv = ""
+					continue
+				}
+				rv = p.ResourceVersion
+				if before[p.Name] {
+					continue
+				}
+				now := time.Now()
+				w.mu.Lock()
+				l := w.pods[p.Name]
+				if l == nil {
+					l = &podLife{job: p.Labels[batchv1.JobNameLabel], created: now}
+					w.pods[p.Name] = l
+				}
+				if l.ended.IsZero() && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || ev.Type == watch.Deleted) {
+					l.ended = now
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+// slots sums up the pods of the Jobs `of` selects: how many of the n slots held a pod on
+// average between the first pod's creation and the last pod's end, and a pod's mean life.
+func (w *podWatch) slots(of func(job string) bool, n int) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var first, last time.Time
+	var busy time.Duration
+	count := 0
+	for _, l := range w.pods {
+		if !of(l.job) || l.ended.IsZero() {
+			continue
+		}
+		if first.IsZero() || l.created.Before(first) {
+			first = l.created
+		}
+		if l.ended.After(last) {
+			last = l.ended
+		}
+		busy += l.ended.Sub(l.created)
+		count++
+	}
+	if count == 0 {
+		return "pods=0"
+	}
+	window := last.Sub(first).Seconds() * float64(n)
+	return fmt.Sprintf("pods=%d pod_slots_busy=%.2f pod_life_s=%.2f pod_slot_wait_s=%.2f", count,
+		busy.Seconds()/window, busy.Seconds()/float64(count), (window-busy.Seconds())/float64(count))
 }
