@@ -64,6 +64,10 @@ const (
 	rmqUser   = "keda-demo"
 	rmqPort   = "5682"      // the private node; KEDA_DEMO_BROKER=cluster: haproxy on 5700 before three nodes
 	queue     = "keda-demo" // the chart's default global.kedaDemo.queueName
+
+	// Label selectors of the release's app pods and of the ScaledJob's Jobs.
+	appPods       = "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName
+	processorJobs = "scaledjob.keda.sh/name=" + relName + "-processor"
 )
 
 var (
@@ -810,7 +814,7 @@ func (e *env) secondUpRollsNewImages(t *testing.T) {
 	}
 	dg := strings.SplitN(after, "@", 2)[1]
 	e.eventually("every app pod on "+dg, 2*time.Minute, func() (bool, error) {
-		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: appPods})
 		if err != nil || len(pods.Items) == 0 {
 			return false, err
 		}
@@ -837,7 +841,7 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 	e.needRelease(t)
 	jobsBefore := e.jobNames(t)
 	pods := func() map[string]bool {
-		list, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
+		list, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: appPods})
 		must(t, err)
 		names := map[string]bool{}
 		for _, p := range list.Items {
@@ -850,43 +854,19 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 		mu       sync.Mutex
 		accepted []string
 		failures []string
-		wg       sync.WaitGroup
 	)
 	stop := make(chan struct{})
-	client := &http.Client{Timeout: 15 * time.Second}
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				key := fmt.Sprintf("rollout-%d-%d-%d", w, i, time.Now().UnixNano())
-				req, err := http.NewRequest(http.MethodPost, e.appURL+"/send?"+url.Values{"name": {key}, "content": {"rollout"}}.Encode(), nil)
-				must(t, err)
-				req.Header.Set("Idempotency-Key", key)
-				resp, err := client.Do(req)
-				mu.Lock()
-				switch {
-				case err != nil:
-					failures = append(failures, key+": "+err.Error())
-				case resp.StatusCode != http.StatusAccepted:
-					failures = append(failures, key+": "+resp.Status)
-				default:
-					accepted = append(accepted, key)
-				}
-				mu.Unlock()
-				if resp != nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					_ = resp.Body.Close()
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		}()
-	}
+	wait := load(stop, 2, 100*time.Millisecond, func(c, i int) {
+		key := fmt.Sprintf("rollout-%d-%d-%d", c, i, time.Now().UnixNano())
+		_, err := e.post(key, "rollout", key)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			failures = append(failures, key+": "+err.Error())
+			return
+		}
+		accepted = append(accepted, key)
+	})
 	time.Sleep(2 * time.Second) // load before the rollout starts
 	_, d := e.up(t, nil, "app.podAnnotations.e2e-rollout="+strconv.FormatInt(time.Now().UnixNano(), 36))
 	e.eventually("every old app pod gone", 2*time.Minute, func() (bool, error) {
@@ -899,7 +879,7 @@ func (e *env) rollingUpgradeUnderLoad(t *testing.T) {
 	})
 	time.Sleep(2 * time.Second) // and load after it ended
 	close(stop)
-	wg.Wait()
+	wait()
 	if len(failures) > 0 {
 		t.Errorf("%d of %d requests failed during the rolling upgrade; first: %v", len(failures), len(failures)+len(accepted), failures[:min(5, len(failures))])
 	}
@@ -1090,27 +1070,66 @@ func (e *env) uninstallLeavesNothing(t *testing.T) {
 
 // ---------------------------------------------------------------- helpers
 
+// send posts one message (content "e2e <name>") until it gets its 202, for up to 30 s, and
+// returns its id.
 func (e *env) send(t *testing.T, name string) string {
-	u := e.appURL + "/send?" + url.Values{"name": {name}, "content": {"e2e " + name}}.Encode()
 	var id string
-	e.eventually("POST /send "+name, 30*time.Second, func() (bool, error) {
-		resp, err := http.Post(u, "", nil)
-		if err != nil {
-			return false, err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusAccepted {
-			return false, fmt.Errorf("%s: %s", resp.Status, body)
-		}
-		var r struct{ ID string }
-		if err := json.Unmarshal(body, &r); err != nil || r.ID == "" {
-			return false, fmt.Errorf("202 without id: %s", body)
-		}
-		id = r.ID
-		return true, nil
+	e.eventually("POST /send "+name, 30*time.Second, func() (ok bool, err error) {
+		id, err = e.post(name, "e2e "+name, "")
+		return err == nil, err
 	})
 	return id
+}
+
+// post is one POST /send (bounded: 15 s) with an Idempotency-Key unless key is empty (a retry
+// after an unknown outcome then stores the message once, and Go's transport may replay it); it
+// returns the id of a 202 and an error naming the status and body of anything else.
+func (e *env) post(name, content, key string) (string, error) {
+	req, err := http.NewRequest(http.MethodPost, e.appURL+"/send?"+url.Values{"name": {name}, "content": {content}}.Encode(), nil)
+	if err != nil {
+		return "", err
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := postClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("POST /send %s: %s: %s", name, resp.Status, body)
+	}
+	var r struct{ ID string }
+	if err := json.Unmarshal(body, &r); err != nil || r.ID == "" {
+		return "", fmt.Errorf("POST /send %s: 202 without an id: %s", name, body)
+	}
+	return r.ID, nil
+}
+
+var postClient = &http.Client{Timeout: 15 * time.Second}
+
+// load runs `clients` senders, each calling send(client, i) for i = 0, 1, … with a pause of
+// `every` after each call, until stop is closed; the returned func waits for them to end.
+func load(stop <-chan struct{}, clients int, every time.Duration, send func(client, i int)) (wait func()) {
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				send(c, i)
+				time.Sleep(every)
+			}
+		}()
+	}
+	return wg.Wait
 }
 
 // waitRecords waits until every id is in GET /data and returns when that was first seen.

@@ -7,9 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,8 +27,6 @@ import (
 // killOnFirstDelivery is the message content on which a processor built with -tags faultinject
 // kills itself after the store write and before the ack, once (processor/internal/job).
 const killOnFirstDelivery = "faultinject:kill-after-store"
-
-const processorJobs = "scaledjob.keda.sh/name=" + relName + "-processor"
 
 // The broker cluster of KEDA_DEMO_BROKER=cluster (cluster/cluster.sh): haproxy's port and the nodes' AMQP ports.
 const clusterPort = "5700"
@@ -121,7 +117,7 @@ func TestFaults(t *testing.T) {
 			f.cluster(t, "kill-component", "keda-operator", "TERM")
 			stopped := time.Now()
 			time.Sleep(30 * time.Second)
-			if n := f.jobsCreatedBetween(stopped.Add(2*time.Second), time.Now()); n > 0 {
+			if n := f.jobs.createdBetween(stopped.Add(2*time.Second), time.Now()); n > 0 {
 				t.Errorf("%d Jobs created while the KEDA operator was down", n)
 			}
 			f.cluster(t, "start-component", "keda-operator")
@@ -209,7 +205,7 @@ func TestFaults(t *testing.T) {
 					return false, err
 				}
 				for _, j := range l.Items {
-					if f.ours(j.Name) && j.Status.Failed > 0 {
+					if f.jobs.has(j.Name) && j.Status.Failed > 0 {
 						return true, nil
 					}
 				}
@@ -372,29 +368,14 @@ func (f *faultRun) post(suffix, content string) (string, error) {
 		f.sent++
 	}
 	f.mu.Unlock()
-	req, err := http.NewRequest(http.MethodPost, f.e.appURL+"/send?"+url.Values{"name": {name}, "content": {content}}.Encode(), nil)
+	id, err := f.e.post(name, content, name) // a retry of the same message is stored once
 	if err != nil {
 		return "", err
-	}
-	req.Header.Set("Idempotency-Key", name) // a retry after an unknown outcome stores the message once
-	c := http.Client{Timeout: 15 * time.Second}
-	resp, err := c.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusAccepted {
-		return "", fmt.Errorf("POST /send %s: %s: %s", name, resp.Status, body)
-	}
-	var r struct{ ID string }
-	if err := json.Unmarshal(body, &r); err != nil || r.ID == "" {
-		return "", fmt.Errorf("POST /send %s: 202 without an id: %s", name, body)
 	}
 	f.mu.Lock()
-	f.accepted[name] = r.ID
+	f.accepted[name] = id
 	f.mu.Unlock()
-	return r.ID, nil
+	return id, nil
 }
 
 // cluster runs cluster/cluster.sh on the cluster of this run (bounded: 5 minutes); a component
@@ -420,26 +401,6 @@ func (f *faultRun) runCluster(args ...string) (string, error) {
 	return string(out), err
 }
 
-// ours: a Job created during this fault's burst.
-func (f *faultRun) ours(job string) bool {
-	f.jobs.mu.Lock()
-	defer f.jobs.mu.Unlock()
-	_, ok := f.jobs.created[job]
-	return ok
-}
-
-func (f *faultRun) jobsCreatedBetween(from, to time.Time) int {
-	f.jobs.mu.Lock()
-	defer f.jobs.mu.Unlock()
-	n := 0
-	for _, at := range f.jobs.created {
-		if at.After(from) && at.Before(to) {
-			n++
-		}
-	}
-	return n
-}
-
 func (f *faultRun) burstPods() []corev1.Pod {
 	l, err := f.e.cs.CoreV1().Pods(namespace).List(f.e.ctx, metav1.ListOptions{LabelSelector: "job-name"})
 	if err != nil {
@@ -447,7 +408,7 @@ func (f *faultRun) burstPods() []corev1.Pod {
 	}
 	var out []corev1.Pod
 	for _, p := range l.Items {
-		if f.ours(p.Labels["job-name"]) {
+		if f.jobs.has(p.Labels["job-name"]) {
 			out = append(out, p)
 		}
 	}
@@ -510,7 +471,7 @@ func (f *faultRun) snapshot(t *testing.T) map[string]jobState {
 	must(t, err)
 	out := map[string]jobState{}
 	for _, j := range l.Items {
-		if f.ours(j.Name) {
+		if f.jobs.has(j.Name) {
 			out[j.Name] = jobState{uid: j.UID, failedPods: j.Status.Failed, containerStart: f.containerRestarts(j.Name)}
 		}
 	}
@@ -557,41 +518,29 @@ func (f *faultRun) since(t *testing.T, before map[string]jobState) (deleted, res
 // appPodKilledUnderLoad: two clients send, one request every `every` each; one app pod is killed
 // (no grace) in the middle. Requests may fail (honestly: an error or a 5xx), and every 202 must be stored.
 func (f *faultRun) appPodKilledUnderLoad(t *testing.T, every time.Duration) {
-	pods, err := f.e.cs.CoreV1().Pods(namespace).List(f.e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
+	pods, err := f.e.cs.CoreV1().Pods(namespace).List(f.e.ctx, metav1.ListOptions{LabelSelector: appPods})
 	must(t, err)
 	if len(pods.Items) == 0 {
 		t.Fatal("no app pod")
 	}
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var failed []string
 	var fmu sync.Mutex
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := f.post(fmt.Sprintf("load-%d-%04d", w, i), "sent while an app pod was killed"); err != nil {
-					fmu.Lock()
-					failed = append(failed, err.Error())
-					fmu.Unlock()
-				}
-				time.Sleep(every) // a load the Jobs drain in about a minute
-			}
-		}()
-	}
+	// a load the Jobs drain in about a minute
+	wait := load(stop, 2, every, func(c, i int) {
+		if _, err := f.post(fmt.Sprintf("load-%d-%04d", c, i), "sent while an app pod was killed"); err != nil {
+			fmu.Lock()
+			failed = append(failed, err.Error())
+			fmu.Unlock()
+		}
+	})
 	time.Sleep(2 * time.Second)
 	victim := pods.Items[0].Name
 	zero := int64(0)
 	must(t, f.e.cs.CoreV1().Pods(namespace).Delete(f.e.ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: &zero}))
 	time.Sleep(4 * time.Second)
 	close(stop)
-	wg.Wait()
+	wait()
 	f.mu.Lock()
 	t.Logf("app pod %s killed under load: %d requests, %d accepted, %d failed (first: %v)", victim, f.sent, len(f.accepted), len(failed), failed[:min(3, len(failed))])
 	f.mu.Unlock()
@@ -729,7 +678,7 @@ func (e *env) appRolledOut(t *testing.T) {
 		if d.Status.ObservedGeneration < d.Generation || d.Status.UpdatedReplicas != want || d.Status.AvailableReplicas != want {
 			return false, fmt.Errorf("deployment: %d updated, %d available of %d", d.Status.UpdatedReplicas, d.Status.AvailableReplicas, want)
 		}
-		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=keda-demo-app,app.kubernetes.io/instance=" + relName})
+		pods, err := e.cs.CoreV1().Pods(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: appPods})
 		if err != nil {
 			return false, err
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,9 +68,8 @@ func TestBenchScale(t *testing.T) {
 	e.purge(t)
 	// A Job started before the watch (e.g. for a message the purge then removed) would take one of
 	// the burst's messages unseen: start from no Job running.
-	selector := "scaledjob.keda.sh/name=" + relName + "-processor"
 	e.eventually("no processor Job running before the burst", 3*time.Minute, func() (bool, error) {
-		l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+		l, err := e.cs.BatchV1().Jobs(namespace).List(e.ctx, metav1.ListOptions{LabelSelector: processorJobs})
 		if err != nil {
 			return false, err
 		}
@@ -84,7 +82,7 @@ func TestBenchScale(t *testing.T) {
 		return running == 0, fmt.Errorf("%d running", running)
 	})
 
-	watcher := e.watchJobs(t, selector)
+	watcher := e.watchJobs(t, processorJobs)
 	pods := e.watchPods(t)
 	defer pods.stop()
 	sampler := e.sampleLoad(t)
@@ -159,16 +157,11 @@ func (e *env) sendBurst(t *testing.T, prefix string, m int) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				u := e.appURL + "/send?" + url.Values{"name": {fmt.Sprintf("%s%04d", prefix, i)}, "content": {"bench"}}.Encode()
 				end := time.Now().Add(30 * time.Second)
 				for {
-					resp, err := http.Post(u, "", nil)
+					_, err := e.post(fmt.Sprintf("%s%04d", prefix, i), "bench", "")
 					if err == nil {
-						resp.Body.Close()
-						if resp.StatusCode == http.StatusAccepted {
-							break
-						}
-						err = fmt.Errorf("POST /send: %s", resp.Status)
+						break
 					}
 					if time.Now().After(end) {
 						errs <- err
@@ -242,7 +235,7 @@ type jobWatch struct {
 
 func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 	jobs := e.cs.BatchV1().Jobs(namespace)
-	l, err := jobs.List(e.ctx, metav1.ListOptions{LabelSelector: selector})
+	l, err := jobs.List(e.ctx, metav1.ListOptions{LabelSelector: processorJobs})
 	must(t, err)
 	before := map[string]bool{}
 	for _, j := range l.Items {
@@ -299,6 +292,27 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 		}
 	}()
 	return w
+}
+
+// has: the Job was created while the watch ran.
+func (w *jobWatch) has(job string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.created[job]
+	return ok
+}
+
+// createdBetween counts the Jobs first seen between from and to.
+func (w *jobWatch) createdBetween(from, to time.Time) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, at := range w.created {
+		if at.After(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 // settle waits until at least one Job was seen, every Job seen has finished (or was deleted) and
