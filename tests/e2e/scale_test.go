@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +25,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/keda-demo/keda-demo/tests/testkit"
 )
 
 // TestBenchScale is `go tool task bench-scale`: on the cluster of `task up`, a burst of
@@ -49,7 +53,13 @@ func TestBenchScale(t *testing.T) {
 		m, err = strconv.Atoi(v)
 		must(t, err)
 	}
-	sets := append([]string{"processor.workDurationSeconds=0"}, strings.Fields(os.Getenv("BENCH_SETS"))...)
+	// Each run stores into an empty database of its own: FerretDB (task up's MongoDB) sorts in
+	// memory, so the live page's polls of the newest records, and GET /data, slow down with every
+	// record earlier runs left (0.8 s a poll at ~7,000 records). The next `task up` goes back to
+	// the chart's database.
+	sets := append([]string{"processor.workDurationSeconds=0",
+		fmt.Sprintf("global.kedaDemo.externalMongodb.database=bench_%d", time.Now().Unix())},
+		strings.Fields(os.Getenv("BENCH_SETS"))...)
 	out, _ := e.upWith(t, nil, sets)
 	u := printedURL.FindStringSubmatch(out)
 	if u == nil {
@@ -82,6 +92,10 @@ func TestBenchScale(t *testing.T) {
 		return running == 0, fmt.Errorf("%d running", running)
 	})
 
+	var page *pageProbe
+	if os.Getenv("BENCH_PAGE") != "" {
+		page = e.openPage(t, time.Hour)
+	}
 	watcher := e.watchJobs(t, processorJobs)
 	pods := e.watchPods(t)
 	defer pods.stop()
@@ -118,6 +132,10 @@ func TestBenchScale(t *testing.T) {
 	if len(recs) != m {
 		t.Errorf("%d records for %d messages", len(recs), m)
 	}
+	pageLine := ""
+	if page != nil {
+		pageLine = page.summary(t, recs)
+	}
 	baseline := e.baseline(t, tmpl, m, n)
 	kedaSlots := pods.slots(func(job string) bool { _, ok := created[job]; return ok }, n)
 	baseSlots := pods.slots(func(job string) bool { return strings.HasPrefix(job, "bench-baseline-") }, n)
@@ -125,7 +143,7 @@ func TestBenchScale(t *testing.T) {
 		m, n, polling, spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"], strategy["strategy"], strategy["pendingPodConditions"],
 		len(created), float64(len(created))/float64(m), empty, keda.Seconds(), baseline.Seconds(), baseline.Seconds()/keda.Seconds(),
 		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu) +
-		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots
+		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots + pageLine
 	fmt.Println(line)
 	f, err := os.OpenFile(filepath.Join(runDir, "bench-scale.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
@@ -608,4 +626,65 @@ func (w *podWatch) slots(of func(job string) bool, n int) string {
 	window := last.Sub(first).Seconds() * float64(n)
 	return fmt.Sprintf("pods=%d pod_slots_busy=%.2f pod_life_s=%.2f pod_slot_wait_s=%.2f", count,
 		busy.Seconds()/window, busy.Seconds()/float64(count), (window-busy.Seconds())/float64(count))
+}
+
+// pageProbe is the live page open in headless Chromium while the burst drains (BENCH_PAGE=1): its
+// memory every 10 s and, at the end, how late it drew each of the burst's records. The browser
+// shares the node's cores: a run with it measures the page, not the ratio.
+type pageProbe struct {
+	page  *testkit.LivePage
+	mu    sync.Mutex
+	heap  []float64 // MiB after a garbage collection
+	elems []int
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (e *env) openPage(t *testing.T, timeout time.Duration) *pageProbe {
+	p, err := testkit.OpenLivePage(testkit.Browser(t, timeout), e.appURL+"/")
+	must(t, err)
+	pp := &pageProbe{page: p, done: make(chan struct{})}
+	pp.wg.Add(1)
+	go func() {
+		defer pp.wg.Done()
+		for {
+			if h, n, err := p.Memory(); err == nil {
+				pp.mu.Lock()
+				pp.heap, pp.elems = append(pp.heap, h/(1<<20)), append(pp.elems, n)
+				pp.mu.Unlock()
+			}
+			select {
+			case <-pp.done:
+				return
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}()
+	return pp
+}
+
+// summary stops the sampling and returns the page's figures as fields of the bench line: how many
+// of the burst's records it drew and how late (seconds from the store write to the row), and its
+// heap first, at most and last, and its most elements.
+func (pp *pageProbe) summary(t *testing.T, recs []record) string {
+	close(pp.done)
+	pp.wg.Wait()
+	seen, err := pp.page.SeenRecords()
+	must(t, err)
+	var lags []float64
+	for _, r := range recs {
+		if ms, ok := seen[r.ID]; ok {
+			lags = append(lags, float64(ms-r.ProcessedAt.UnixMilli())/1000)
+		}
+	}
+	sort.Float64s(lags)
+	p95 := 0.0
+	if len(lags) > 0 {
+		p95 = lags[len(lags)*95/100]
+	}
+	if len(pp.heap) == 0 {
+		t.Fatal("no memory sample of the page")
+	}
+	return fmt.Sprintf(" page_records_drawn=%d page_lag_median_s=%.2f page_lag_p95_s=%.2f page_lag_max_s=%.2f page_heap_mib_first=%.1f page_heap_mib_max=%.1f page_heap_mib_last=%.1f page_elements_max=%d page_samples=%d",
+		len(lags), median(lags), p95, maxOf(lags), pp.heap[0], slices.Max(pp.heap), pp.heap[len(pp.heap)-1], slices.Max(pp.elems), len(pp.heap))
 }

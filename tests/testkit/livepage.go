@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/heapprofiler"
 	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -213,6 +215,30 @@ func (p *LivePage) WaitRows(timeout time.Duration, done func(PageRows) bool) (Pa
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// SeenRecords is when each record row first showed (Unix ms, the browser's clock), for every
+// record the page ever drew, also those its table no longer shows.
+func (p *LivePage) SeenRecords() (map[string]int64, error) {
+	return chromedp.Run(p.ctx, chromedp.Evaluate[map[string]int64](`window.kdSeen.records`))
+}
+
+// Memory is the page's live JavaScript heap in bytes after a garbage collection, and the number
+// of elements in its document.
+func (p *LivePage) Memory() (heap float64, elements int, err error) {
+	err = chromedp.Do(p.ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := cdp.Call(ctx, t, heapprofiler.CollectGarbage, cdp.Empty{}); err != nil {
+			return err
+		}
+		r, err := cdp.Call(ctx, t, runtime.GetHeapUsage, cdp.Empty{})
+		heap = r.UsedSize
+		return err
+	}))
+	if err != nil {
+		return 0, 0, fmt.Errorf("heap usage: %w", err)
+	}
+	elements, err = chromedp.Run(p.ctx, chromedp.Evaluate[int](`document.getElementsByTagName("*").length`))
+	return heap, elements, err
 }
 
 // Screenshot saves the whole page as a PNG.
