@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -253,16 +254,37 @@ type jobWatch struct {
 
 func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 	jobs := e.cs.BatchV1().Jobs(namespace)
-	l, err := jobs.List(e.ctx, metav1.ListOptions{LabelSelector: processorJobs})
+	l, err := jobs.List(e.ctx, metav1.ListOptions{LabelSelector: selector})
 	must(t, err)
 	before := map[string]bool{}
 	for _, j := range l.Items {
 		before[j.Name] = true
 	}
 	w := &jobWatch{created: map[string]time.Time{}, finished: map[string]time.Time{}}
+	w.stop = follow(e.ctx, jobs.Watch, metav1.ListOptions{LabelSelector: selector, ResourceVersion: l.ResourceVersion}, before,
+		func(j *batchv1.Job, ev watch.EventType) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if _, seen := w.created[j.Name]; !seen {
+				w.created[j.Name] = time.Now()
+			}
+			if _, seen := w.finished[j.Name]; !seen {
+				if done, _ := jobFinished(j); done || ev == watch.Deleted {
+					w.finished[j.Name] = time.Now()
+				}
+			}
+		})
+	return w
+}
+
+// follow watches what watchFn serves from opts.ResourceVersion and calls on for each event about
+// an object not named in before, until the returned stop is called (what comes after is not
+// recorded). A watch that ends is started again from the last version seen; after an expired
+// version or an Error event (e.g. 410 Gone after an API server restart) from the current state: a
+// watch without a version lists every object as Added first, and names already seen stay.
+func follow[T metav1.Object](ctx context.Context, watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+	opts metav1.ListOptions, before map[string]bool, on func(T, watch.EventType)) (stop func()) {
 	done := make(chan struct{})
-	w.stop = sync.OnceFunc(func() { close(done) })
-	rv := l.ResourceVersion
 	go func() {
 		for {
 			select {
@@ -270,46 +292,34 @@ func (e *env) watchJobs(t *testing.T, selector string) *jobWatch {
 				return
 			default:
 			}
-			wi, err := jobs.Watch(e.ctx, metav1.ListOptions{LabelSelector: selector, ResourceVersion: rv})
+			wi, err := watchFn(ctx, opts)
 			if err != nil {
 				if apierrors.IsGone(err) || apierrors.IsResourceExpired(err) {
-					rv = "" // start over from the current state; names already seen stay
+					opts.ResourceVersion = ""
 				}
 				time.Sleep(200 * time.Millisecond)
 				continue
 			}
 			for ev := range wi.ResultChan() {
 				select {
-				case <-done: // stopped: what comes after is not recorded
+				case <-done:
 					wi.Stop()
 					return
 				default:
 				}
-				j, ok := ev.Object.(*batchv1.Job)
+				obj, ok := ev.Object.(T)
 				if !ok {
-					// An Error event, e.g. 410 Gone after an API server restart: start over from the
-					// current state (a watch without a version lists every Job as Added first).
-					rv = ""
+					opts.ResourceVersion = ""
 					continue
 				}
-				rv = j.ResourceVersion
-				if before[j.Name] {
-					continue
+				opts.ResourceVersion = obj.GetResourceVersion()
+				if !before[obj.GetName()] {
+					on(obj, ev.Type)
 				}
-				w.mu.Lock()
-				if _, seen := w.created[j.Name]; !seen {
-					w.created[j.Name] = time.Now()
-				}
-				if _, seen := w.finished[j.Name]; !seen {
-					if done, _ := jobFinished(j); done || ev.Type == watch.Deleted {
-						w.finished[j.Name] = time.Now()
-					}
-				}
-				w.mu.Unlock()
 			}
 		}
 	}()
-	return w
+	return sync.OnceFunc(func() { close(done) })
 }
 
 // has: the Job was created while the watch ran.
@@ -371,32 +381,50 @@ func (w *jobWatch) steps(p *podWatch, n int) string {
 			byJob[l.job] = l
 		}
 	}
-	var first, last time.Time
-	var busy, toPod, toDone time.Duration
-	count := 0
+	var held occupancy
+	var toPod, toDone time.Duration
 	for name, c := range w.created {
 		f, ok := w.finished[name]
 		l := byJob[name]
 		if !ok || l == nil || l.ended.IsZero() {
 			continue
 		}
-		if first.IsZero() || c.Before(first) {
-			first = c
-		}
-		if f.After(last) {
-			last = f
-		}
-		busy += f.Sub(c)
+		held.add(c, f)
 		toPod += l.created.Sub(c)
 		toDone += f.Sub(l.ended)
-		count++
 	}
-	if count == 0 {
+	if held.count == 0 {
 		return "jobs_timed=0"
 	}
-	window := last.Sub(first).Seconds() * float64(n)
-	return fmt.Sprintf("jobs_timed=%d job_slots_busy=%.2f job_slot_wait_s=%.2f job_to_pod_s=%.2f pod_end_to_job_done_s=%.2f", count,
-		busy.Seconds()/window, (window-busy.Seconds())/float64(count), toPod.Seconds()/float64(count), toDone.Seconds()/float64(count))
+	return fmt.Sprintf("jobs_timed=%d job_slots_busy=%.2f job_slot_wait_s=%.2f job_to_pod_s=%.2f pod_end_to_job_done_s=%.2f", held.count,
+		held.share(n), held.wait(n), toPod.Seconds()/float64(held.count), toDone.Seconds()/float64(held.count))
+}
+
+// occupancy sums up intervals held in n slots: the share of the slots held between the first
+// start and the last end, and how long a slot stood empty per interval.
+type occupancy struct {
+	first, last time.Time
+	busy        time.Duration
+	count       int
+}
+
+func (o *occupancy) add(from, to time.Time) {
+	if o.count == 0 || from.Before(o.first) {
+		o.first = from
+	}
+	if to.After(o.last) {
+		o.last = to
+	}
+	o.busy += to.Sub(from)
+	o.count++
+}
+
+func (o occupancy) share(n int) float64 {
+	return o.busy.Seconds() / (o.last.Sub(o.first).Seconds() * float64(n))
+}
+
+func (o occupancy) wait(n int) float64 {
+	return (o.last.Sub(o.first).Seconds()*float64(n) - o.busy.Seconds()) / float64(o.count)
 }
 
 type loadSample struct {
@@ -550,52 +578,20 @@ func (e *env) watchPods(t *testing.T) *podWatch {
 		before[p.Name] = true
 	}
 	w := &podWatch{pods: map[string]*podLife{}}
-	done := make(chan struct{})
-	w.stop = sync.OnceFunc(func() { close(done) })
-	rv := l.ResourceVersion
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			default:
+	w.stop = follow(e.ctx, pods.Watch, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel, ResourceVersion: l.ResourceVersion}, before,
+		func(p *corev1.Pod, ev watch.EventType) {
+			now := time.Now()
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			l := w.pods[p.Name]
+			if l == nil {
+				l = &podLife{job: p.Labels[batchv1.JobNameLabel], created: now}
+				w.pods[p.Name] = l
 			}
-			wi, err := pods.Watch(e.ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel, ResourceVersion: rv})
-			if err != nil {
-				rv = ""
-				time.Sleep(200 * time.Millisecond)
-				continue
+			if l.ended.IsZero() && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || ev == watch.Deleted) {
+				l.ended = now
 			}
-			for ev := range wi.ResultChan() {
-				select {
-				case <-done: // stopped: what comes after is not recorded
-					wi.Stop()
-					return
-				default:
-				}
-				p, ok := ev.Object.(*corev1.Pod)
-				if !ok {
-					rv = ""
-					continue
-				}
-				rv = p.ResourceVersion
-				if before[p.Name] {
-					continue
-				}
-				now := time.Now()
-				w.mu.Lock()
-				l := w.pods[p.Name]
-				if l == nil {
-					l = &podLife{job: p.Labels[batchv1.JobNameLabel], created: now}
-					w.pods[p.Name] = l
-				}
-				if l.ended.IsZero() && (p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed || ev.Type == watch.Deleted) {
-					l.ended = now
-				}
-				w.mu.Unlock()
-			}
-		}
-	}()
+		})
 	return w
 }
 
@@ -604,28 +600,17 @@ func (e *env) watchPods(t *testing.T) *podWatch {
 func (w *podWatch) slots(of func(job string) bool, n int) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var first, last time.Time
-	var busy time.Duration
-	count := 0
+	var held occupancy
 	for _, l := range w.pods {
-		if !of(l.job) || l.ended.IsZero() {
-			continue
+		if of(l.job) && !l.ended.IsZero() {
+			held.add(l.created, l.ended)
 		}
-		if first.IsZero() || l.created.Before(first) {
-			first = l.created
-		}
-		if l.ended.After(last) {
-			last = l.ended
-		}
-		busy += l.ended.Sub(l.created)
-		count++
 	}
-	if count == 0 {
+	if held.count == 0 {
 		return "pods=0"
 	}
-	window := last.Sub(first).Seconds() * float64(n)
-	return fmt.Sprintf("pods=%d pod_slots_busy=%.2f pod_life_s=%.2f pod_slot_wait_s=%.2f", count,
-		busy.Seconds()/window, busy.Seconds()/float64(count), (window-busy.Seconds())/float64(count))
+	return fmt.Sprintf("pods=%d pod_slots_busy=%.2f pod_life_s=%.2f pod_slot_wait_s=%.2f", held.count,
+		held.share(n), held.busy.Seconds()/float64(held.count), held.wait(n))
 }
 
 // pageProbe is the live page open in headless Chromium while the burst drains (BENCH_PAGE=1): its
