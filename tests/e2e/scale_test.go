@@ -42,7 +42,8 @@ import (
 // the API server held at once, and the app pods' peak RSS and CPU seconds during the burst; then
 // where a slot's time went, for both: the mean share of the n slots holding a pod, a pod's life,
 // the wait of an empty slot per pod, and for KEDA's Jobs the same per Job, plus the seconds from
-// a Job's creation to its pod and from its pod's end to the Job finished.
+// a Job's creation to its pod and from its pod's end to the Job finished; last, for each side, how
+// busy the node's cores were and the CPU each part of the platform spent per message.
 func TestBenchScale(t *testing.T) {
 	if os.Getenv("KEDA_DEMO_BENCH_SCALE") == "" {
 		t.Skip("a benchmark, not a test: run it with `go tool task bench-scale`")
@@ -102,6 +103,7 @@ func TestBenchScale(t *testing.T) {
 	defer pods.stop()
 	sampler := e.sampleLoad(t)
 	prefix := fmt.Sprintf("scale-%d-", time.Now().Unix())
+	cpuStart := readCPU()
 	start := time.Now()
 	e.sendBurst(t, prefix, m)
 	published := time.Since(start)
@@ -113,6 +115,7 @@ func TestBenchScale(t *testing.T) {
 		return n == 0, fmt.Errorf("%d ready", n)
 	})
 	created := watcher.settle(t, e, 30*time.Minute, time.Duration(3*polling)*time.Second)
+	cpuEnd := readCPU()
 	load := sampler.stop()
 	recs := e.waitPrefixRecords(t, prefix, m, time.Minute, 5*time.Second)
 	var last time.Time
@@ -137,14 +140,17 @@ func TestBenchScale(t *testing.T) {
 	if page != nil {
 		pageLine = page.summary(t, recs)
 	}
+	baseStart := readCPU()
 	baseline := e.baseline(t, tmpl, m, n)
+	baseEnd := readCPU()
 	kedaSlots := pods.slots(func(job string) bool { _, ok := created[job]; return ok }, n)
 	baseSlots := pods.slots(func(job string) bool { return strings.HasPrefix(job, "bench-baseline-") }, n)
 	line := fmt.Sprintf("bench-scale: messages=%d max_replicas=%d polling_s=%d history=%v/%v strategy=%v pending_conditions=%v jobs=%d jobs_per_message=%.2f jobs_empty=%d keda_s=%.1f baseline_s=%.1f ratio=%.2f publish_s=%.1f max_jobs=%d max_pods=%d app_peak_rss_mib=%.0f app_cpu_s=%.1f",
 		m, n, polling, spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"], strategy["strategy"], strategy["pendingPodConditions"],
 		len(created), float64(len(created))/float64(m), empty, keda.Seconds(), baseline.Seconds(), baseline.Seconds()/keda.Seconds(),
 		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu) +
-		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots + pageLine
+		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots +
+		cpuSpent("keda", cpuStart, cpuEnd, m) + cpuSpent("baseline", baseStart, baseEnd, m) + pageLine
 	fmt.Println(line)
 	f, err := os.OpenFile(filepath.Join(runDir, "bench-scale.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
@@ -672,4 +678,80 @@ func (pp *pageProbe) summary(t *testing.T, recs []record) string {
 	}
 	return fmt.Sprintf(" page_records_drawn=%d page_lag_median_s=%.2f page_lag_p95_s=%.2f page_lag_max_s=%.2f page_heap_mib_first=%.1f page_heap_mib_max=%.1f page_heap_mib_last=%.1f page_elements_max=%d page_samples=%d",
 		len(lags), median(lags), p95, maxOf(lags), pp.heap[0], slices.Max(pp.heap), pp.heap[len(pp.heap)-1], slices.Max(pp.elems), len(pp.heap))
+}
+
+// cpuParts are the long-lived processes of `task up`, by the name in /proc/<pid>/comm (15
+// characters at most). Everything else the node ran (containerd's shims, runc, CNI plugins) is
+// "other": busy time that no part and no pod accounts for.
+var cpuParts = []string{"kube-apiserver", "etcd", "kube-controller", "kube-scheduler", "kubelet", "containerd",
+	"keda-operator", "beam.smp", "ferretdb", "e2e.test"}
+
+// cpuTime is the host's CPU time so far: busy and all (both from /proc/stat), each part's
+// (user+system of its processes) and the pods' (the kubepods cgroup, which keeps the time of pods
+// since deleted), in seconds.
+type cpuTime struct {
+	busy, all float64
+	parts     map[string]float64
+}
+
+const clockTicks = 100 // USER_HZ: /proc's unit on every Linux this runs on
+
+func readCPU() cpuTime {
+	c := cpuTime{parts: map[string]float64{}}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) // cpu user nice system idle iowait irq softirq steal …
+		for i, v := range f[1:min(len(f), 9)] {
+			x, _ := strconv.ParseFloat(v, 64)
+			c.all += x / clockTicks
+			if i != 3 && i != 4 {
+				c.busy += x / clockTicks
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/cpuacct/kubepods/cpuacct.usage"); err == nil {
+		ns, _ := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+		c.parts["pods"] = ns / 1e9
+	} else if b, err := os.ReadFile("/sys/fs/cgroup/kubepods/cpu.stat"); err == nil { // cgroup v2
+		for _, l := range strings.Split(string(b), "\n") {
+			if us, ok := strings.CutPrefix(l, "usage_usec "); ok {
+				x, _ := strconv.ParseFloat(us, 64)
+				c.parts["pods"] = x / 1e6
+			}
+		}
+	}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
+		if err != nil || !slices.Contains(cpuParts, strings.TrimSpace(string(comm))) {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the ")" that ends the name: state is the 3rd field, utime and stime the 14th and 15th.
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseFloat(f[11], 64)
+		s, _ := strconv.ParseFloat(f[12], 64)
+		c.parts[strings.TrimSpace(string(comm))] += (u + s) / clockTicks
+	}
+	return c
+}
+
+// cpuSpent says how busy the node's cores were between two readings and what each part spent
+// per message: "<side>_node_busy=0.93 <side>_cpu_ms_per_msg=pods:120,kube-apiserver:40,…,other:30".
+func cpuSpent(side string, from, to cpuTime, m int) string {
+	busy := to.busy - from.busy
+	parts := []string{}
+	rest := busy
+	for _, p := range append([]string{"pods"}, cpuParts...) {
+		d := to.parts[p] - from.parts[p]
+		rest -= d
+		parts = append(parts, fmt.Sprintf("%s:%.0f", p, 1000*d/float64(m)))
+	}
+	parts = append(parts, fmt.Sprintf("other:%.0f", 1000*rest/float64(m)))
+	return fmt.Sprintf(" %s_node_busy=%.2f %s_cpu_ms_per_msg=%s", side, busy/(to.all-from.all), side, strings.Join(parts, ","))
 }
