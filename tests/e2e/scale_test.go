@@ -49,25 +49,8 @@ func TestBenchScale(t *testing.T) {
 		t.Skip("a benchmark, not a test: run it with `go tool task bench-scale`")
 	}
 	e := newEnv(t)
-	m := 300
-	if v := os.Getenv("BENCH_MESSAGES"); v != "" {
-		var err error
-		m, err = strconv.Atoi(v)
-		must(t, err)
-	}
-	// Each run stores into an empty database of its own: FerretDB (task up's MongoDB) sorts in
-	// memory, so the live page's polls of the newest records, and GET /data, slow down with every
-	// record earlier runs left (0.8 s a poll at ~7,000 records). The next `task up` goes back to
-	// the chart's database.
-	sets := append([]string{"processor.workDurationSeconds=0",
-		fmt.Sprintf("global.kedaDemo.externalMongodb.database=bench_%d", time.Now().Unix())},
-		strings.Fields(os.Getenv("BENCH_SETS"))...)
-	out, _ := e.upWith(t, nil, sets)
-	u := printedURL.FindStringSubmatch(out)
-	if u == nil {
-		t.Fatalf("up printed no app URL:\n%s", out)
-	}
-	e.appURL = u[1]
+	m := benchInt(t, "BENCH_MESSAGES", 300)
+	e.upForBench(t)
 
 	sj, err := e.dyn.Resource(scaledJobs).Namespace(namespace).Get(e.ctx, relName+"-processor", metav1.GetOptions{})
 	must(t, err)
@@ -151,6 +134,73 @@ func TestBenchScale(t *testing.T) {
 		published.Seconds(), load.maxJobs, load.maxPods, load.peakRSS/(1<<20), load.cpu) +
 		" keda_" + kedaSlots + " " + watcher.steps(pods, n) + " baseline_" + baseSlots +
 		cpuSpent("keda", cpuStart, cpuEnd, m) + cpuSpent("baseline", baseStart, baseEnd, m) + pageLine
+	benchLine(line)
+}
+
+// benchInt reads a whole number from the environment, or def when it is unset.
+func benchInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a whole number ≥ 1", name, v)
+	}
+	return n
+}
+
+// upForBench installs the chart of this tree on the running cluster with 0 s of work (BENCH_SETS
+// adds --set values) and points the env at the app.
+func (e *env) upForBench(t *testing.T) {
+	// Each run stores into an empty database of its own: FerretDB (task up's MongoDB) sorts in
+	// memory, so the live page's polls of the newest records, and GET /data, slow down with every
+	// record earlier runs left (0.8 s a poll at ~7,000 records). The next `task up` goes back to
+	// the chart's database.
+	sets := append([]string{"processor.workDurationSeconds=0",
+		fmt.Sprintf("global.kedaDemo.externalMongodb.database=bench_%d", time.Now().Unix())},
+		strings.Fields(os.Getenv("BENCH_SETS"))...)
+	out, _ := e.upWith(t, nil, sets)
+	u := printedURL.FindStringSubmatch(out)
+	if u == nil {
+		t.Fatalf("up printed no app URL:\n%s", out)
+	}
+	e.appURL = u[1]
+}
+
+// TestBenchLivePage is `go tool task bench-page`: the live page open in headless Chromium on the
+// cluster of `task up` while bursts of BENCH_MESSAGES (300) with 0 s of work follow one another for
+// BENCH_MINUTES (10), each sent once the last one's records are all stored. It prints one line
+// starting `bench-page:` (also appended to $KEDA_DEMO_RUN/bench-scale.txt): the rounds, how many of
+// their records the page drew and how late, and its JavaScript heap after a forced garbage
+// collection (first, most, last; every 10 s) and its most elements: the page keeps the newest rows
+// and a fixed window of its chart, so the heap stays flat however long the bursts go on; the heap
+// after each round shows it.
+func TestBenchLivePage(t *testing.T) {
+	if os.Getenv("KEDA_DEMO_BENCH_PAGE") == "" {
+		t.Skip("a benchmark, not a test: run it with `go tool task bench-page`")
+	}
+	e := newEnv(t)
+	m := benchInt(t, "BENCH_MESSAGES", 300)
+	minutes := benchInt(t, "BENCH_MINUTES", 10)
+	e.upForBench(t)
+	e.purge(t)
+	page := e.openPage(t, time.Duration(minutes)*time.Minute+time.Hour)
+	var recs []record
+	var heaps []string // the page's heap once each round's records are all stored
+	rounds := 0
+	for end := time.Now().Add(time.Duration(minutes) * time.Minute); time.Now().Before(end); rounds++ {
+		prefix := fmt.Sprintf("page-%d-", time.Now().Unix())
+		e.sendBurst(t, prefix, m)
+		recs = append(recs, e.waitPrefixRecords(t, prefix, m, 30*time.Minute, 5*time.Second)...)
+		heaps = append(heaps, fmt.Sprintf("%.1f", page.lastHeap()))
+	}
+	benchLine(fmt.Sprintf("bench-page: minutes=%d rounds=%d messages=%d page_heap_mib_after_each=%s", minutes, rounds, rounds*m,
+		strings.Join(heaps, ",")) + page.summary(t, recs))
+}
+
+// benchLine prints a benchmark's line and appends it, with the time, to $KEDA_DEMO_RUN/bench-scale.txt.
+func benchLine(line string) {
 	fmt.Println(line)
 	f, err := os.OpenFile(filepath.Join(runDir, "bench-scale.txt"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
@@ -652,6 +702,16 @@ func (e *env) openPage(t *testing.T, timeout time.Duration) *pageProbe {
 		}
 	}()
 	return pp
+}
+
+// lastHeap is the newest heap sample, in MiB (0 before the first).
+func (pp *pageProbe) lastHeap() float64 {
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if len(pp.heap) == 0 {
+		return 0
+	}
+	return pp.heap[len(pp.heap)-1]
 }
 
 // summary stops the sampling and returns the page's figures as fields of the bench line: how many
