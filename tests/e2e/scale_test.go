@@ -754,7 +754,7 @@ type cpuTime struct {
 	parts     map[string]float64
 }
 
-const clockTicks = 100 // USER_HZ: /proc's unit on every Linux this runs on
+const clockTicks = 100 // USER_HZ: /proc/stat's unit on every Linux this runs on
 
 func readCPU() cpuTime {
 	c := cpuTime{parts: map[string]float64{}}
@@ -782,21 +782,14 @@ func readCPU() cpuTime {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil || !slices.Contains(cpuParts, strings.TrimSpace(string(comm))) {
+		name := strings.TrimSpace(string(comm))
+		if err != nil || !slices.Contains(cpuParts, name) {
 			continue
 		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
+		pid, _ := strconv.Atoi(d.Name())
+		if cpu, err := testkit.ProcessCPU(pid); err == nil {
+			c.parts[name] += cpu.Seconds()
 		}
-		// Fields after the ")" that ends the name: state is the 3rd field, utime and stime the 14th and 15th.
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		u, _ := strconv.ParseFloat(f[11], 64)
-		s, _ := strconv.ParseFloat(f[12], 64)
-		c.parts[strings.TrimSpace(string(comm))] += (u + s) / clockTicks
 	}
 	return c
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -149,18 +148,11 @@ func startAppProcess(b *testing.B, brokerURL string, top contract.Topology) *app
 	return a
 }
 
-// cpu is the process's user+system CPU time so far (/proc/<pid>/stat, in clock ticks of 10 ms:
-// USER_HZ is 100 on Linux).
+// cpu is the process's user+system CPU time so far.
 func (a *appProcess) cpu(b *testing.B) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.cmd.Process.Pid))
+	d, err := testkit.ProcessCPU(a.cmd.Process.Pid)
 	require.NoError(b, err)
-	// Fields after the command name (which may hold spaces) start at state, field 3.
-	fields := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	utime, err := strconv.ParseInt(fields[14-3], 10, 64)
-	require.NoError(b, err)
-	stime, err := strconv.ParseInt(fields[15-3], 10, 64)
-	require.NoError(b, err)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return d
 }
 
 // parallel sends benchMessages with the given number of senders and returns the wall time.
