@@ -801,6 +801,10 @@ func cpuSpent(side string, from, to cpuTime, m int) string {
 	parts := []string{}
 	rest := busy
 	for _, p := range append([]string{"pods"}, cpuParts...) {
+		if _, ok := to.parts[p]; !ok && p == "pods" {
+			parts = append(parts, "pods:?") // no kubepods cgroup found: the pods' time is in "other"
+			continue
+		}
 		d := to.parts[p] - from.parts[p]
 		rest -= d
 		parts = append(parts, fmt.Sprintf("%s:%.0f", p, 1000*d/float64(m)))
